@@ -1,0 +1,133 @@
+"""Wires config → cores → asyncio endpoints, handles signals, and nothing else.
+
+SIGTERM (and SIGINT) drains: new INVITEs get 503, calls in progress may finish, and
+after ``drain_limit`` seconds whatever is left is ended (BYE, or CANCEL and 503 for
+calls still ringing); the process then exits 0.  SIGHUP reloads the config: a config
+that does not validate is refused with the reason and the old one stays; calls in
+progress keep the plan they started with.  SIGUSR1 logs one line of live counts
+(calls, transactions, dialogs, timers, tasks) as JSON, for leak checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from pathlib import Path
+
+from .b2bua.call import Call
+from .b2bua.legs import OutboundLeg
+from .b2bua.service import B2BUA
+from .config import Config, ConfigError, Listen, load_config
+from .sip.endpoint import EndpointConfig
+from .sip.message import Limits
+from .sip.transaction import Timers
+from .sip.transport import ListenAddress, SipTransport
+
+log = logging.getLogger("softswitch")
+events_log = logging.getLogger("softswitch.events")
+
+# After the drain limit, how long the final BYE/CANCEL exchanges may take.
+TEARDOWN_GRACE = 5.0
+
+
+def endpoint_config(config: Config, listens: list[Listen]) -> EndpointConfig:
+    local: dict[str, tuple[str, int]] = {}
+    for listen in listens:
+        host = config.sip.public_host or listen.host
+        local.setdefault(listen.transport, (host, listen.port))
+    for transport in ("udp", "tcp"):
+        # Legs over a transport we do not listen on still need a Via and a Contact.
+        local.setdefault(transport, next(iter(local.values())))
+    timers = config.sip.timers
+    limits = config.sip.limits
+    return EndpointConfig(
+        local=local,
+        timers=Timers(t1=timers.t1, t2=timers.t2, t4=timers.t4),
+        limits=Limits(limits.max_message_bytes, limits.max_headers, limits.max_line_bytes),
+        user_agent=config.sip.user_agent,
+    )
+
+
+def _log_events(b2bua: B2BUA) -> None:
+    """One line per call event (the call's own log lines carry the details)."""
+
+    def started(call: Call) -> None:
+        events_log.info("call %s started: caller %s", call.id, call.caller)
+
+    def ringing(call: Call, leg: OutboundLeg) -> None:
+        events_log.info("call %s ringing: %s", call.id, leg.target.name)
+
+    def answered(call: Call, leg: OutboundLeg) -> None:
+        events_log.info("call %s answered: %s", call.id, leg.target.name)
+
+    def ended(call: Call) -> None:
+        events_log.info("call %s ended: %s", call.id, call.disposition)
+
+    b2bua.events.on("call_started", started)
+    b2bua.events.on("leg_ringing", ringing)
+    b2bua.events.on("answered", answered)
+    b2bua.events.on("call_ended", ended)
+
+
+class App:
+    def __init__(self, config: Config, config_path: Path, listens: list[Listen] | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.listens = listens or list(config.sip.listen)
+        self._stop = asyncio.Event()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        b2bua = B2BUA(self.config, endpoint_config(self.config, self.listens))
+        _log_events(b2bua)
+        edge = SipTransport(b2bua.endpoint, self.config.sip.limits.tcp_buffer_bytes)
+        try:
+            await edge.start([ListenAddress(x.transport, x.host, x.port) for x in self.listens])
+        except OSError as exc:
+            log.error("cannot listen: %s", exc)
+            await edge.close()
+            return 1
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload, b2bua)
+        loop.add_signal_handler(signal.SIGUSR1, self._stats, b2bua)
+        log.info("softswitch ready with %d tracking numbers", len(self.config.tracking_numbers))
+        await self._stop.wait()
+        await self._drain(b2bua, edge)
+        await edge.close()
+        self._stats(b2bua)
+        log.info("stopped")
+        return 0
+
+    async def _drain(self, b2bua: B2BUA, edge: SipTransport) -> None:
+        loop = asyncio.get_running_loop()
+        b2bua.start_draining()
+        limit = self.config.drain_limit
+        log.info("draining: %d calls in progress, limit %.0f s", len(b2bua.calls), limit)
+        deadline = loop.time() + limit
+        while b2bua.calls and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        if b2bua.calls:
+            log.info("drain limit reached: ending %d calls", len(b2bua.calls))
+            b2bua.hangup_all(loop.time(), "drain limit")
+            edge.flush()
+            grace = loop.time() + TEARDOWN_GRACE
+            while b2bua.calls and loop.time() < grace:
+                await asyncio.sleep(0.1)
+
+    def _reload(self, b2bua: B2BUA) -> None:
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+            return
+        b2bua.config = config
+        self.config = config
+        log.info("config reloaded from %s", self.config_path)
+
+    def _stats(self, b2bua: B2BUA) -> None:
+        counts = b2bua.stats()
+        counts["tasks"] = len(asyncio.all_tasks())
+        log.info("stats %s", json.dumps(counts, sort_keys=True))

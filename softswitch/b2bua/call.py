@@ -1,0 +1,401 @@
+"""A call: one inbound leg, the outbound legs its plan rings, and what joins them.
+
+Theory of operation
+-------------------
+The call walks its plan one step at a time: every target of a step gets an outbound
+leg at once.  Provisional responses are relayed to the caller (SDP from the first
+leg that offers early media).  The first 2xx wins: the other legs get CANCEL with
+``Reason: SIP;cause=200;text="Call completed elsewhere"`` (RFC 3326), and any 2xx
+that arrives after that is ACKed and BYEd.  When every leg of a step has failed, the
+next step starts; when no step is left, the caller gets the final response the
+failures add up to (:func:`final_status`).
+
+Once answered, the caller gets 200 with the winner's SDP and the call is bridged.
+In-dialog requests (re-INVITE, UPDATE, INFO) are relayed to the other side and
+their answers relayed back; BYE from either side ends both.  The call is over
+when every leg has finished its last transaction; it then unregisters itself and
+the ``call_ended`` event fires exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from ..routing.plan import Plan, Target
+from ..sip.message import Request, Response
+from ..sip.transaction import ClientTransaction, ServerTransaction
+from ..sip.uri import SipUri, parse_uri
+from .legs import Credentials, InboundLeg, Leg, LegState, OutboundLeg, destination_of
+
+if TYPE_CHECKING:
+    from .service import B2BUA
+
+log = logging.getLogger("softswitch.call")
+
+ANSWERED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+
+
+class CallState(Enum):
+    ROUTING = "routing"  # legs ringing
+    ANSWERED = "answered"  # a receiving number answered; caller's 200 sent
+    BRIDGED = "bridged"  # caller ACKed: both sides talk
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+def final_status(statuses: list[int]) -> int:
+    """What the caller hears when nobody answered (issue #2's mapping).
+
+    A 6xx ends the search and becomes 603; busy stays 486; a number that does not
+    exist (404, 410, 484 on every leg) is 404; server failures are 503; a transaction
+    timeout is 408; everything else (no answer, unreachable, other 4xx) is 480.
+    """
+    if not statuses:
+        return 480
+    if any(s >= 600 for s in statuses):
+        return 603
+    if 486 in statuses:
+        return 486
+    if all(s in (404, 410, 484) for s in statuses):
+        return 404
+    if all(s >= 500 for s in statuses):
+        return 503
+    if all(s == 408 for s in statuses):
+        return 408
+    return 480
+
+
+class Call:
+    def __init__(
+        self,
+        service: B2BUA,
+        call_id: str,
+        invite: Request,
+        transaction: ServerTransaction,
+        plan: Plan,
+        caller: str,
+        now: float,
+    ) -> None:
+        from ..sip.transaction import InviteServerTransaction
+
+        assert isinstance(transaction, InviteServerTransaction)
+        self.service = service
+        self.endpoint = service.endpoint
+        self.id = call_id
+        self.plan = plan
+        self.caller = caller
+        self.started = now
+        self.state = CallState.ROUTING
+        self.inbound = InboundLeg(self, invite, transaction)
+        self.outbound: list[OutboundLeg] = []
+        self.step = -1
+        self.statuses: list[int] = []
+        self.winner: OutboundLeg | None = None
+        self.disposition = "in progress"
+        self.hangup_by: str | None = None
+        # A relayed in-dialog request: client transaction -> the server one it answers.
+        self.relays: dict[int, tuple[ServerTransaction, Request]] = {}
+        # Client transactions whose outcome the call still waits for.
+        self.pending: set[int] = set()
+
+    # ---- bookkeeping -------------------------------------------------------------
+
+    def log_event(self, text: str) -> None:
+        log.info("call %s: %s", self.id, text)
+
+    def track(self, transaction: ClientTransaction, leg: Leg) -> None:
+        self.pending.add(id(transaction))
+        self.service.track(transaction, self, leg)
+
+    def settled(self, transaction: ClientTransaction) -> None:
+        """The outcome is in, but later responses (2xx retransmissions) still reach the leg."""
+        self.pending.discard(id(transaction))
+
+    def untrack(self, transaction: ClientTransaction) -> None:
+        self.pending.discard(id(transaction))
+        self.service.untrack(transaction)
+
+    def on_response(self, leg: Leg, transaction: ClientTransaction, response: Response,
+                    now: float) -> None:
+        if isinstance(leg, OutboundLeg):
+            leg.on_response(transaction, response, now)
+        elif transaction is leg.bye:
+            if response.status >= 200:
+                self.untrack(transaction)
+                leg.state = LegState.ENDED
+                self._maybe_end(now)
+        else:
+            self.relayed_response(leg, transaction, response, now)
+
+    def on_timeout(self, leg: Leg, transaction: ClientTransaction, now: float) -> None:
+        if isinstance(leg, OutboundLeg):
+            leg.on_timeout(transaction, now)
+        elif transaction is leg.bye:
+            self.untrack(transaction)
+            leg.state = LegState.ENDED
+            self._maybe_end(now)
+        else:
+            self.relayed_timeout(leg, transaction, now)
+
+    def credentials_for(self, target: Target) -> Credentials | None:
+        return self.service.credentials_for(target)
+
+    # ---- routing -----------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        self.inbound.respond(100, now)
+        self.next_step(now)
+
+    def next_step(self, now: float) -> None:
+        while self.step + 1 < len(self.plan.steps):
+            self.step += 1
+            started = 0
+            for target in self.plan.steps[self.step].targets:
+                if self._dial(target, now):
+                    started += 1
+            if started:
+                return
+        self._give_up(now)
+
+    def _dial(self, target: Target, now: float) -> bool:
+        leg = OutboundLeg(self, target, len(self.outbound) + 1)
+        try:
+            uri = parse_uri(target.uri)
+            hop = parse_uri(target.proxy) if target.proxy else uri
+            if not isinstance(uri, SipUri) or not isinstance(hop, SipUri):
+                raise ValueError("not a sip: URI")
+            destination, transport = destination_of(hop)
+        except (ValueError, Exception) as exc:  # noqa: BLE001 - config-level mistakes end the leg
+            self.log_event(f"cannot dial {target.name} ({target.uri}): {exc}")
+            self.statuses.append(480)
+            return False
+        invite = self.service.outbound_invite(self, leg, uri, target, transport)
+        self.outbound.append(leg)
+        self.log_event(f"leg {leg.number} dialing {target.name} {target.uri}")
+        self.service.emit("leg_dialing", self, leg)
+        leg.start(invite, destination, transport, now)
+        return True
+
+    def _give_up(self, now: float) -> None:
+        status = final_status(self.statuses)
+        self.disposition = {486: "busy", 480: "no answer"}.get(status, "failed")
+        self.log_event(f"no receiving number answered; answering {status}")
+        self.inbound.reject(status, now)
+        self.state = CallState.ENDING
+        self._maybe_end(now)
+
+    def accepts_answer(self, leg: OutboundLeg) -> bool:
+        return self.winner is None and self.state is CallState.ROUTING
+
+    # ---- leg events --------------------------------------------------------------
+
+    def leg_ringing(self, leg: OutboundLeg, response: Response, now: float) -> None:
+        if self.state is not CallState.ROUTING:
+            return
+        self.service.emit("leg_ringing", self, leg)
+        self.log_event(f"leg {leg.number} {leg.target.name} ringing ({response.status})")
+        self.inbound.ringing(response.status, response.body, response.headers.get("content-type"),
+                             now)
+
+    def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
+        self.winner = leg
+        self.state = CallState.ANSWERED
+        self.disposition = "answered"
+        for other in self.outbound:
+            if other is not leg:
+                other.abandon(now, ANSWERED_ELSEWHERE)
+        self.log_event(f"answered by leg {leg.number} {leg.target.name}")
+        self.service.emit("answered", self, leg)
+        self.inbound.answer(response.body, response.headers.get("content-type"), now)
+
+    def inbound_confirmed(self, ack: Request, now: float) -> None:
+        if self.winner is not None and self.winner.ack_deferred:
+            self.winner.send_ack(ack.body, ack.headers.get("content-type"))
+        if self.state is CallState.ANSWERED:
+            self.state = CallState.BRIDGED
+            self.log_event("bridged")
+            self.service.emit("bridged", self)
+
+    def leg_failed(self, leg: OutboundLeg, status: int, now: float) -> None:
+        self.statuses.append(status)
+        self.log_event(f"leg {leg.number} {leg.target.name} failed: {status}")
+        self.service.emit("leg_failed", self, leg, status)
+        if self.state is not CallState.ROUTING:
+            return
+        if status >= 600:
+            # A 6xx means "nowhere": stop ringing everyone (RFC 3261 §16.7 step 5 spirit).
+            for other in self.outbound:
+                other.abandon(now, None)
+            self.step = len(self.plan.steps)
+        if any(o.state in (LegState.CALLING, LegState.RINGING) for o in self.outbound):
+            return
+        self.next_step(now)
+
+    def leg_finished(self, leg: OutboundLeg, now: float) -> None:
+        self._maybe_end(now)
+
+    # ---- caller events -----------------------------------------------------------
+
+    def cancelled_by_caller(self, now: float) -> None:
+        if self.state is not CallState.ROUTING:
+            return  # already answered: the CANCEL has no effect (§9.2)
+        self.log_event("cancelled by the caller")
+        self.disposition = "cancelled"
+        self.hangup_by = "caller"
+        self.state = CallState.ENDING
+        self.inbound.reject(487, now)
+        for leg in self.outbound:
+            leg.abandon(now, None)
+        self._maybe_end(now)
+
+    def hangup(self, by: Leg | None, now: float, why: str) -> None:
+        """End the call from ``by``'s side (None: softswitch itself, e.g. draining)."""
+        if self.state in (CallState.ENDING, CallState.ENDED):
+            self._maybe_end(now)
+            return
+        if self.hangup_by is None:
+            self.hangup_by = (
+                "caller" if by is self.inbound else "softswitch" if by is None else "callee"
+            )
+        self.log_event(f"hangup by {self.hangup_by} ({why})")
+        was_routing = self.state is CallState.ROUTING
+        self.state = CallState.ENDING
+        if was_routing:
+            self.disposition = "failed"
+            self.inbound.reject(503, now, "Service Unavailable")
+        if by is not self.inbound:
+            self.inbound.send_bye(now)
+        for leg in self.outbound:
+            if leg is by:
+                continue
+            if leg.dialog is not None and leg.state in (LegState.ANSWERED, LegState.CONFIRMED):
+                leg.send_bye(now)
+            else:
+                leg.abandon(now, None)
+        self._maybe_end(now)
+
+    # ---- in-dialog requests ------------------------------------------------------
+
+    def send_in_dialog(self, leg: Leg, method: str, now: float,
+                       body: bytes = b"", content_type: str | None = None) -> ClientTransaction:
+        assert leg.dialog is not None
+        transport = leg.transport
+        request = leg.dialog.create_request(
+            method, self.endpoint.via(transport),
+            self.endpoint.contact(transport) if method in ("INVITE", "UPDATE") else None,
+        )
+        if body and content_type:
+            request.headers.set("content-type", content_type)
+            request.body = body
+        try:
+            destination = destination_of(leg.dialog.next_hop)[0]
+        except ValueError:
+            destination = self.inbound.transaction.response_destination if leg is self.inbound \
+                else leg.destination  # type: ignore[union-attr]
+        transaction = self.endpoint.send_request(request, destination, transport, now)
+        self.track(transaction, leg)
+        return transaction
+
+    def dialog_request(self, leg: Leg, request: Request, txn: ServerTransaction | None,
+                       now: float) -> None:
+        assert leg.dialog is not None
+        if request.method == "ACK":
+            if leg is self.inbound:
+                self.inbound.ack_received(request, now)
+            # An ACK on an outbound dialog would be a peer's mistake: we are its UAC.
+            return
+        assert txn is not None
+        if not leg.dialog.accept_remote_cseq(request):
+            self.endpoint.respond(txn, request.response(500, "CSeq Out of Order"), now)
+            return
+        if request.method == "BYE":
+            self.endpoint.respond(txn, request.response(200), now)
+            leg.state = LegState.ENDED
+            leg.close()
+            self.hangup(leg, now, "BYE")
+            return
+        if request.method == "OPTIONS":
+            self.endpoint.respond(txn, request.response(200), now)
+            return
+        peer = self._peer(leg)
+        if peer is None or peer.dialog is None or self.state is not CallState.BRIDGED and \
+                self.state is not CallState.ANSWERED:
+            self.endpoint.respond(txn, request.response(491 if request.method == "INVITE" else 500,
+                                                        "Request Pending"), now)
+            return
+        if request.method in ("INVITE", "UPDATE"):
+            leg.dialog.update_target(request)
+        relayed = self.send_in_dialog(peer, request.method, now, request.body,
+                                      request.headers.get("content-type"))
+        self.relays[id(relayed)] = (txn, request)
+
+    def _peer(self, leg: Leg) -> Leg | None:
+        if leg is self.inbound:
+            return self.winner
+        return self.inbound if leg is self.winner else None
+
+    def relayed_response(self, leg: Leg, transaction: ClientTransaction, response: Response,
+                         now: float) -> None:
+        if response.status < 200:
+            return
+        entry = self.relays.pop(id(transaction), None)
+        self.untrack(transaction)
+        if entry is None:
+            return
+        server_txn, original = entry
+        extra: list[tuple[str, str]] = []
+        if response.status < 300 and original.method in ("INVITE", "UPDATE"):
+            assert leg.dialog is not None
+            leg.dialog.update_target(response)
+            extra.append(("Contact", self.endpoint.contact(server_txn.transport)))
+        content_type = response.headers.get("content-type")
+        if response.body and content_type:
+            extra.append(("Content-Type", content_type))
+        answer = original.response(response.status, response.reason, extra=extra,
+                                   body=response.body)
+        self.endpoint.respond(server_txn, answer, now)
+        if original.method == "INVITE" and response.status < 300:
+            self._ack_relayed_invite(leg, response)
+
+    def _ack_relayed_invite(self, leg: Leg, response: Response) -> None:
+        """ACK the peer's 2xx to a relayed re-INVITE right away (its offer/answer is done)."""
+        assert leg.dialog is not None
+        ack = leg.dialog.create_request("ACK", self.endpoint.via(leg.transport), None)
+        ack.headers.set("cseq", f"{response.cseq.number} ACK")
+        try:
+            destination = destination_of(leg.dialog.next_hop)[0]
+        except ValueError:
+            return
+        self.endpoint.send_stateless(ack, destination, leg.transport)
+
+    def relayed_timeout(self, leg: Leg, transaction: ClientTransaction, now: float) -> None:
+        entry = self.relays.pop(id(transaction), None)
+        self.untrack(transaction)
+        if entry is not None:
+            server_txn, original = entry
+            self.endpoint.respond(server_txn, original.response(408), now)
+            if original.method == "INVITE" or original.method == "BYE":
+                self.hangup(None, now, "peer unreachable")
+
+    # ---- the end -----------------------------------------------------------------
+
+    def _maybe_end(self, now: float) -> None:
+        """End the call once every leg is done and no transaction is awaited."""
+        if self.state is not CallState.ENDING:
+            return
+        done = (LegState.FAILED, LegState.ENDED)
+        if self.inbound.state not in done or self.pending:
+            return
+        if any(leg.state not in done for leg in self.outbound):
+            return
+        self.state = CallState.ENDED
+        self.inbound.close()
+        for leg in self.outbound:
+            leg.close()
+        self.log_event(
+            f"ended: {self.disposition}, {now - self.started:.1f} s"
+            + (f", hangup by {self.hangup_by}" if self.hangup_by else "")
+        )
+        self.service.call_ended(self, now)

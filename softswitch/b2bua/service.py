@@ -1,0 +1,243 @@
+"""The B2BUA: the transaction user that turns INVITEs to tracking numbers into calls.
+
+It admits or refuses a new INVITE (403 from outside every trunk, 404 for a number
+that is not a tracking number, 483 when Max-Forwards is spent, 503 while draining),
+asks the router for a plan, creates the :class:`Call`, and dispatches everything the
+endpoint hands up afterwards to the call and leg it belongs to.  Call lifecycle
+events are emitted on ``events`` (a pyee EventEmitter): ``call_started``,
+``leg_dialing``, ``leg_ringing``, ``leg_failed``, ``answered``, ``bridged``,
+``call_ended``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from urllib.parse import quote
+
+from pyee import EventEmitter
+
+from ..config import Config, TrackingNumber
+from ..routing.plan import RoutingError, Target, plan_call
+from ..sip.dialog import DialogId
+from ..sip.e164 import NumberError, normalize
+from ..sip.endpoint import Endpoint, EndpointConfig
+from ..sip.message import Headers, Request, Response
+from ..sip.transaction import (
+    ClientTransaction,
+    InviteServerTransaction,
+    ServerTransaction,
+    Transaction,
+)
+from ..sip.uri import NameAddr, SipUri, TelUri, quote_string
+from .call import Call
+from .legs import Credentials, InboundLeg, Leg, OutboundLeg
+
+log = logging.getLogger("softswitch.b2bua")
+
+
+class B2BUA:
+    def __init__(
+        self, config: Config, endpoint_config: EndpointConfig, rng: random.Random | None = None
+    ) -> None:
+        self.config = config
+        self.endpoint = Endpoint(endpoint_config, self, rng=rng)
+        self.events = EventEmitter()
+        self.calls: dict[str, Call] = {}
+        self._by_invite: dict[int, Call] = {}
+        self._tracked: dict[int, tuple[Call, Leg]] = {}
+        self._tracked_by_call: dict[str, set[int]] = {}
+        self.draining = False
+
+    # ---- TransactionUser -----------------------------------------------------------
+
+    def on_request(self, request: Request, transaction: ServerTransaction | None, now: float) -> None:
+        to_tag = request.to.tag
+        if to_tag is not None:
+            dialog_id: DialogId = (request.call_id, to_tag, request.from_.tag or "")
+            owner = self.endpoint.dialogs.get(dialog_id)
+            if isinstance(owner, (InboundLeg, OutboundLeg)):
+                owner.call.dialog_request(owner, request, transaction, now)
+            elif transaction is not None:
+                self.endpoint.respond(transaction, request.response(481), now)
+            else:
+                log.debug("dropped ACK outside any dialog: %s", request.call_id)
+            return
+        if transaction is None:
+            log.debug("dropped ACK that matches nothing: %s", request.call_id)
+            return
+        if request.method != "INVITE":
+            # Out-of-dialog BYE, UPDATE, INFO: nothing to act on (§15.1.2, §12.2.2).
+            self.endpoint.respond(transaction, request.response(481, to_tag=self.endpoint.new_id()), now)
+            return
+        assert isinstance(transaction, InviteServerTransaction)
+        self._new_call(request, transaction, now)
+
+    def on_cancel(self, invite: InviteServerTransaction, now: float) -> None:
+        call = self._by_invite.get(id(invite))
+        if call is None:
+            log.debug("CANCEL for an INVITE that made no call")
+            return
+        call.cancelled_by_caller(now)
+
+    def on_response(self, transaction: ClientTransaction, response: Response, now: float) -> None:
+        entry = self._tracked.get(id(transaction))
+        if entry is None:
+            log.debug("response %s for a transaction no call owns any more", response.status)
+            return
+        call, leg = entry
+        call.on_response(leg, transaction, response, now)
+
+    def on_timeout(self, transaction: Transaction, now: float) -> None:
+        entry = self._tracked.get(id(transaction))
+        if entry is None:
+            if isinstance(transaction, InviteServerTransaction):
+                log.info("no ACK came for the final response to %s", transaction.request.call_id)
+            return
+        call, leg = entry
+        assert isinstance(transaction, ClientTransaction)
+        call.on_timeout(leg, transaction, now)
+
+    # ---- admission -----------------------------------------------------------------
+
+    def _refuse(self, txn: InviteServerTransaction, request: Request, status: int, now: float,
+                reason: str | None = None, extra: list[tuple[str, str]] | None = None) -> None:
+        response = request.response(status, reason, to_tag=self.endpoint.new_id(), extra=extra or ())
+        log.info("refused INVITE %s from %s:%s: %s %s", request.raw_uri, *txn.source,
+                 status, response.reason)
+        self.endpoint.respond(txn, response, now)
+
+    def _new_call(self, request: Request, txn: InviteServerTransaction, now: float) -> None:
+        if self.draining:
+            self._refuse(txn, request, 503, now, "Draining", [("Retry-After", "30")])
+            return
+        trunk = self.config.trunk_for(txn.source[0])
+        if trunk is None:
+            self._refuse(txn, request, 403, now, "Forbidden (not a trusted trunk)")
+            return
+        if request.max_forwards == 0:
+            self._refuse(txn, request, 483, now)
+            return
+        tracking = self._tracking_number(request)
+        if tracking is None:
+            self._refuse(txn, request, 404, now, "Not Found (not a tracking number)")
+            return
+        try:
+            plan = plan_call(self.config, tracking)
+        except RoutingError as exc:
+            log.error("routing %s failed: %s", tracking.number, exc)
+            self._refuse(txn, request, 500, now, "Routing Error")
+            return
+        for kind in plan.unsupported:
+            log.warning("tracking number %s: route kind %s is not built yet", tracking.number, kind)
+        call_id = self.endpoint.new_id()
+        caller = _caller(request)
+        call = Call(self, call_id, request, txn, plan, caller, now)
+        self.calls[call_id] = call
+        self._by_invite[id(txn)] = call
+        call.log_event(f"from {caller} to tracking number {tracking.number} ({tracking.label})")
+        self.events.emit("call_started", call)
+        call.start(now)
+
+    def _tracking_number(self, request: Request) -> TrackingNumber | None:
+        uri = request.uri
+        if isinstance(uri, SipUri):
+            user = uri.user_unescaped
+            if user is None:
+                return None
+            number = user.split(";", 1)[0]
+        elif isinstance(uri, TelUri):
+            number = uri.number
+        else:
+            return None
+        try:
+            return self.config.tracking_number(normalize(number))
+        except NumberError:
+            return None
+
+    # ---- helpers for calls -----------------------------------------------------------
+
+    def outbound_invite(
+        self, call: Call, leg: OutboundLeg, uri: SipUri, target: Target, transport: str
+    ) -> Request:
+        """A new INVITE for one leg: its own Call-ID, tags, CSeq and Via (issue #2)."""
+        inbound = call.inbound.invite
+        host = self.endpoint.config.local[transport][0]
+        host = f"[{host}]" if ":" in host else host
+        display = inbound.from_.display_name
+        from_addr = NameAddr(
+            SipUri("sip", host, _user_part(call.caller)),
+            quote_string(display) if display else None,
+            (("tag", self.endpoint.new_id()),),
+        )
+        headers = Headers()
+        headers.set("via", self.endpoint.via(transport))
+        forwards = inbound.max_forwards
+        headers.set("max-forwards", str(min(forwards - 1, 70) if forwards is not None else 70))
+        headers.set("from", str(from_addr))
+        headers.set("to", f"<{uri}>")
+        headers.set("call-id", f"{self.endpoint.new_id()}@{host}")
+        headers.set("cseq", "1 INVITE")
+        headers.set("contact", self.endpoint.contact(transport))
+        if target.proxy is not None:
+            headers.set("route", f"<{target.proxy};lr>")
+        headers.set("allow", ", ".join(self.endpoint.config.allow))
+        content_type = inbound.headers.get("content-type")
+        if inbound.body and content_type:
+            headers.set("content-type", content_type)
+        return Request("INVITE", uri, headers, inbound.body)
+
+    def credentials_for(self, target: Target) -> Credentials | None:
+        if target.trunk is None:
+            return None
+        for trunk in self.config.trunks:
+            if trunk.name == target.trunk and trunk.credentials is not None:
+                c = trunk.credentials
+                return Credentials(c.username, c.password, c.realm)
+        return None
+
+    def track(self, transaction: ClientTransaction, call: Call, leg: Leg) -> None:
+        self._tracked[id(transaction)] = (call, leg)
+        self._tracked_by_call.setdefault(call.id, set()).add(id(transaction))
+
+    def untrack(self, transaction: ClientTransaction) -> None:
+        entry = self._tracked.pop(id(transaction), None)
+        if entry is not None:
+            self._tracked_by_call.get(entry[0].id, set()).discard(id(transaction))
+
+    def emit(self, event: str, *args: object) -> None:
+        self.events.emit(event, *args)
+
+    def call_ended(self, call: Call, now: float) -> None:
+        self.calls.pop(call.id, None)
+        self._by_invite.pop(id(call.inbound.transaction), None)
+        for tid in self._tracked_by_call.pop(call.id, set()):
+            self._tracked.pop(tid, None)
+        self.events.emit("call_ended", call)
+
+    # ---- drain -------------------------------------------------------------------------
+
+    def start_draining(self) -> None:
+        self.draining = True
+
+    def hangup_all(self, now: float, why: str) -> None:
+        for call in list(self.calls.values()):
+            call.hangup(None, now, why)
+
+    def stats(self) -> dict[str, int]:
+        return {"calls": len(self.calls), "tracked_transactions": len(self._tracked),
+                **self.endpoint.stats()}
+
+
+def _caller(request: Request) -> str:
+    uri = request.from_.uri
+    if isinstance(uri, SipUri):
+        return uri.user_unescaped or "anonymous"
+    if isinstance(uri, TelUri):
+        return uri.number
+    return "anonymous"
+
+
+def _user_part(caller: str) -> str:
+    """The caller's number as a URI user part (escape what a user part cannot hold)."""
+    return quote(caller, safe="+-_.!~*'()&=$,;?/")
