@@ -17,12 +17,11 @@ message and answer 513/400 instead of costing memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from .errors import ParseError, SipError
 from .uri import (
-    AbsoluteUri,
     NameAddr,
     SipUri,
     TelUri,
