@@ -72,7 +72,9 @@ def _log_events(b2bua: B2BUA) -> None:
 
 
 class App:
-    def __init__(self, config: Config, config_path: Path, listens: list[Listen] | None = None) -> None:
+    def __init__(
+        self, config: Config, config_path: Path, listens: list[Listen] | None = None
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.listens = listens or list(config.sip.listen)

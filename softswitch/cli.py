@@ -20,16 +20,24 @@ def _listen(text: str) -> Listen:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softswitch", description="SIP softswitch for call tracking")
+    parser = argparse.ArgumentParser(
+        prog="softswitch", description="SIP softswitch for call tracking"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start softswitch")
     run.add_argument("-c", "--config", required=True, type=Path, help="YAML config file")
     run.add_argument(
-        "--listen", action="append", type=_listen, metavar="udp:HOST:PORT|tcp:HOST:PORT",
+        "--listen",
+        action="append",
+        type=_listen,
+        metavar="udp:HOST:PORT|tcp:HOST:PORT",
         help="listen here instead of the config's sip.listen (repeatable)",
     )
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                     help="overrides the config's log_level")
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="overrides the config's log_level",
+    )
     check = sub.add_parser("check", help="validate a config file without starting")
     check.add_argument("-c", "--config", required=True, type=Path)
     sub.add_parser("version", help="print the version")

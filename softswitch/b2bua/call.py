@@ -117,8 +117,9 @@ class Call:
         self.pending.discard(id(transaction))
         self.service.untrack(transaction)
 
-    def on_response(self, leg: Leg, transaction: ClientTransaction, response: Response,
-                    now: float) -> None:
+    def on_response(
+        self, leg: Leg, transaction: ClientTransaction, response: Response, now: float
+    ) -> None:
         if isinstance(leg, OutboundLeg):
             leg.on_response(transaction, response, now)
         elif transaction is leg.bye:
@@ -196,8 +197,9 @@ class Call:
             return
         self.service.emit("leg_ringing", self, leg)
         self.log_event(f"leg {leg.number} {leg.target.name} ringing ({response.status})")
-        self.inbound.ringing(response.status, response.body, response.headers.get("content-type"),
-                             now)
+        self.inbound.ringing(
+            response.status, response.body, response.headers.get("content-type"), now
+        )
 
     def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
         self.winner = leg
@@ -278,33 +280,31 @@ class Call:
 
     # ---- in-dialog requests ------------------------------------------------------
 
-    def send_in_dialog(self, leg: Leg, method: str, now: float,
-                       body: bytes = b"", content_type: str | None = None) -> ClientTransaction:
+    def send_in_dialog(
+        self, leg: Leg, method: str, now: float, body: bytes = b"", content_type: str | None = None
+    ) -> ClientTransaction:
         assert leg.dialog is not None
         transport = leg.transport
         request = leg.dialog.create_request(
-            method, self.endpoint.via(transport),
+            method,
+            self.endpoint.via(transport),
             self.endpoint.contact(transport) if method in ("INVITE", "UPDATE") else None,
         )
         if body and content_type:
             request.headers.set("content-type", content_type)
             request.body = body
-        try:
-            destination = destination_of(leg.dialog.next_hop)[0]
-        except ValueError:
-            destination = self.inbound.transaction.response_destination if leg is self.inbound \
-                else leg.destination  # type: ignore[union-attr]
-        transaction = self.endpoint.send_request(request, destination, transport, now)
+        transaction = self.endpoint.send_request(
+            request, leg.destination_in_dialog(), transport, now
+        )
         self.track(transaction, leg)
         return transaction
 
-    def dialog_request(self, leg: Leg, request: Request, txn: ServerTransaction | None,
-                       now: float) -> None:
+    def dialog_request(
+        self, leg: Leg, request: Request, txn: ServerTransaction | None, now: float
+    ) -> None:
         assert leg.dialog is not None
         if request.method == "ACK":
-            if leg is self.inbound:
-                self.inbound.ack_received(request, now)
-            # An ACK on an outbound dialog would be a peer's mistake: we are its UAC.
+            leg.ack_received(request, now)
             return
         assert txn is not None
         if not leg.dialog.accept_remote_cseq(request):
@@ -320,15 +320,20 @@ class Call:
             self.endpoint.respond(txn, request.response(200), now)
             return
         peer = self._peer(leg)
-        if peer is None or peer.dialog is None or self.state is not CallState.BRIDGED and \
-                self.state is not CallState.ANSWERED:
-            self.endpoint.respond(txn, request.response(491 if request.method == "INVITE" else 500,
-                                                        "Request Pending"), now)
+        if (
+            peer is None
+            or peer.dialog is None
+            or self.state is not CallState.BRIDGED
+            and self.state is not CallState.ANSWERED
+        ):
+            # Not bridged yet (or already ending): ask the peer to try again (§14.1).
+            self.endpoint.respond(txn, request.response(491), now)
             return
         if request.method in ("INVITE", "UPDATE"):
             leg.dialog.update_target(request)
-        relayed = self.send_in_dialog(peer, request.method, now, request.body,
-                                      request.headers.get("content-type"))
+        relayed = self.send_in_dialog(
+            peer, request.method, now, request.body, request.headers.get("content-type")
+        )
         self.relays[id(relayed)] = (txn, request)
 
     def _peer(self, leg: Leg) -> Leg | None:
@@ -336,8 +341,9 @@ class Call:
             return self.winner
         return self.inbound if leg is self.winner else None
 
-    def relayed_response(self, leg: Leg, transaction: ClientTransaction, response: Response,
-                         now: float) -> None:
+    def relayed_response(
+        self, leg: Leg, transaction: ClientTransaction, response: Response, now: float
+    ) -> None:
         if response.status < 200:
             return
         entry = self.relays.pop(id(transaction), None)
@@ -353,22 +359,24 @@ class Call:
         content_type = response.headers.get("content-type")
         if response.body and content_type:
             extra.append(("Content-Type", content_type))
-        answer = original.response(response.status, response.reason, extra=extra,
-                                   body=response.body)
+        answer = original.response(
+            response.status, response.reason, extra=extra, body=response.body
+        )
         self.endpoint.respond(server_txn, answer, now)
         if original.method == "INVITE" and response.status < 300:
+            # The peer's 2xx is ACKed at once (its offer/answer is complete: the
+            # re-INVITE carried the offer); the originator's 2xx is retransmitted
+            # until its own ACK arrives.
             self._ack_relayed_invite(leg, response)
+            origin = self._peer(leg)
+            if origin is not None:
+                origin.retransmit_2xx(answer, now)
 
     def _ack_relayed_invite(self, leg: Leg, response: Response) -> None:
-        """ACK the peer's 2xx to a relayed re-INVITE right away (its offer/answer is done)."""
         assert leg.dialog is not None
         ack = leg.dialog.create_request("ACK", self.endpoint.via(leg.transport), None)
         ack.headers.set("cseq", f"{response.cseq.number} ACK")
-        try:
-            destination = destination_of(leg.dialog.next_hop)[0]
-        except ValueError:
-            return
-        self.endpoint.send_stateless(ack, destination, leg.transport)
+        self.endpoint.send_stateless(ack, leg.destination_in_dialog(), leg.transport)
 
     def relayed_timeout(self, leg: Leg, transaction: ClientTransaction, now: float) -> None:
         entry = self.relays.pop(id(transaction), None)

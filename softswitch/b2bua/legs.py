@@ -76,8 +76,17 @@ class TwoXXRetransmitter:
     """§13.3.1.4: the UAS re-sends its 2xx at T1, 2T1, … capped at T2 until the ACK,
     and gives up after 64*T1."""
 
-    __slots__ = ("endpoint", "response", "destination", "transport", "interval", "give_up",
-                 "handle", "on_give_up", "t2")
+    __slots__ = (
+        "endpoint",
+        "response",
+        "destination",
+        "transport",
+        "interval",
+        "give_up",
+        "handle",
+        "on_give_up",
+        "t2",
+    )
 
     def __init__(
         self,
@@ -112,7 +121,9 @@ class TwoXXRetransmitter:
             return
         self.endpoint.send_stateless(self.response, self.destination, self.transport)
         self.interval = min(self.interval * 2, self.t2)
-        self.handle = self.endpoint.timers.call_at(min(now + self.interval, self.give_up), self._fire)
+        self.handle = self.endpoint.timers.call_at(
+            min(now + self.interval, self.give_up), self._fire
+        )
 
     def stop(self) -> None:
         if self.handle is not None:
@@ -120,37 +131,87 @@ class TwoXXRetransmitter:
             self.handle = None
 
 
-class InboundLeg:
+class LegBase:
+    """What both sides share: a dialog, where it is reached, BYE, the 2xx retransmission."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.endpoint = call.endpoint
+        self.state = LegState.CALLING
+        self.transport = "udp"
+        self.destination: Address = ("", 0)  # where the dialog's first request went/came from
+        self.dialog: Dialog | None = None
+        self.retransmitter: TwoXXRetransmitter | None = None
+        self.bye: ClientTransaction | None = None
+
+    def destination_in_dialog(self) -> Address:
+        """The remote target or first route (§12.2.1.1), else where the leg began."""
+        assert self.dialog is not None
+        try:
+            return destination_of(self.dialog.next_hop)[0]
+        except ValueError:
+            return self.destination
+
+    def retransmit_2xx(self, response: Response, now: float) -> None:
+        """Keep sending this 2xx to an INVITE until the ACK comes (§13.3.1.4)."""
+        self.stop_retransmitting()
+        self.retransmitter = TwoXXRetransmitter(
+            self.endpoint, response, self.destination, self.transport, now, self._no_ack
+        )
+
+    def stop_retransmitting(self) -> None:
+        if self.retransmitter is not None:
+            self.retransmitter.stop()
+            self.retransmitter = None
+
+    def _no_ack(self, now: float) -> None:
+        self.retransmitter = None
+        self.call.log_event("no ACK came for a 200: ending the call")
+        self.call.hangup(None, now, "no ACK")
+
+    def ack_received(self, request: Request, now: float) -> None:
+        self.stop_retransmitting()
+
+    def close(self) -> None:
+        self.stop_retransmitting()
+        if self.dialog is not None:
+            self.endpoint.unregister_dialog(self.dialog.id)
+
+
+class InboundLeg(LegBase):
     """The caller's side: softswitch is the UAS of the trunk's INVITE."""
 
     def __init__(self, call: Call, invite: Request, transaction: InviteServerTransaction) -> None:
-        self.call = call
-        self.endpoint = call.endpoint
+        super().__init__(call)
         self.invite = invite
         self.transaction = transaction
         self.transport = transaction.transport
+        self.destination = transaction.response_destination
         self.local_tag = call.endpoint.new_id()
-        self.state = LegState.CALLING
-        self.dialog: Dialog | None = None
-        self.retransmitter: TwoXXRetransmitter | None = None
         self.early_sdp_sent = False
         self.pending_bye = False
-        self.bye: ClientTransaction | None = None
 
     @property
     def contact(self) -> str:
         return self.endpoint.contact(self.transport)
 
-    def respond(self, status: int, now: float, reason: str | None = None,
-                body: bytes = b"", content_type: str | None = None,
-                extra: list[tuple[str, str]] | None = None) -> Response:
+    def respond(
+        self,
+        status: int,
+        now: float,
+        reason: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> Response:
         headers = list(extra or [])
         if status > 100:
             headers.append(("Contact", self.contact))
         if body and content_type:
             headers.append(("Content-Type", content_type))
-        response = self.invite.response(status, reason, to_tag=self.local_tag, extra=headers,
-                                        body=body)
+        response = self.invite.response(
+            status, reason, to_tag=self.local_tag, extra=headers, body=body
+        )
         self.endpoint.respond(self.transaction, response, now)
         return response
 
@@ -169,15 +230,7 @@ class InboundLeg:
         self.state = LegState.ANSWERED
         self.dialog = Dialog.as_uas(self.invite, self.local_tag)
         self.endpoint.register_dialog(self.dialog.id, self)
-        self.retransmitter = TwoXXRetransmitter(
-            self.endpoint, response, self.transaction.response_destination, self.transport, now,
-            self._no_ack,
-        )
-
-    def _no_ack(self, now: float) -> None:
-        self.retransmitter = None
-        self.call.log_event("no ACK for 200 from the caller")
-        self.call.hangup(None, now, "no ACK from the caller")
+        self.retransmit_2xx(response, now)
 
     def reject(self, status: int, now: float, reason: str | None = None) -> None:
         if self.state in (LegState.CALLING, LegState.RINGING):
@@ -185,9 +238,7 @@ class InboundLeg:
             self.state = LegState.FAILED
 
     def ack_received(self, request: Request, now: float) -> None:
-        if self.retransmitter is not None:
-            self.retransmitter.stop()
-            self.retransmitter = None
+        super().ack_received(request, now)
         if self.state is LegState.ANSWERED:
             self.state = LegState.CONFIRMED
             self.call.inbound_confirmed(request, now)
@@ -205,37 +256,25 @@ class InboundLeg:
         self.state = LegState.ENDING
         self.bye = self.call.send_in_dialog(self, "BYE", now)
 
-    def close(self) -> None:
-        if self.retransmitter is not None:
-            self.retransmitter.stop()
-            self.retransmitter = None
-        if self.dialog is not None:
-            self.endpoint.unregister_dialog(self.dialog.id)
 
 
-class OutboundLeg:
+class OutboundLeg(LegBase):
     """One receiving number: softswitch is the UAC of a new INVITE."""
 
     def __init__(self, call: Call, target: Target, number: int) -> None:
-        self.call = call
-        self.endpoint = call.endpoint
+        super().__init__(call)
         self.target = target
         self.number = number  # position in the call, for logs and records
-        self.state = LegState.CALLING
         self.transaction: ClientTransaction | None = None
         self.invite: Request | None = None
-        self.dialog: Dialog | None = None
         self.ack: Request | None = None
         self.ack_deferred = False
         self.ring_timer: TimerHandle | None = None
         self.provisional = False
         self.cancel_wanted: str | None = None  # Reason to send once a 1xx arrives
         self.cancel: ClientTransaction | None = None
-        self.bye: ClientTransaction | None = None
         self.auth_tried = False
         self.final_status: int | None = None
-        self.transport = "udp"
-        self.destination: Address = ("", 0)
 
     def start(self, invite: Request, destination: Address, transport: str, now: float) -> None:
         self.invite = invite
@@ -243,14 +282,16 @@ class OutboundLeg:
         self.transport = transport
         self.transaction = self.endpoint.send_request(invite, destination, transport, now)
         self.call.track(self.transaction, self)
-        self.ring_timer = self.endpoint.timers.call_at(now + self.target.ring_timeout,
-                                                        self._ring_timeout)
+        self.ring_timer = self.endpoint.timers.call_at(
+            now + self.target.ring_timeout, self._ring_timeout
+        )
 
     def _ring_timeout(self, now: float) -> None:
         self.ring_timer = None
         if self.state in (LegState.CALLING, LegState.RINGING):
-            self.call.log_event(f"leg {self.number} {self.target.name}: no answer in "
-                                f"{self.target.ring_timeout:g} s")
+            self.call.log_event(
+                f"leg {self.number} {self.target.name}: no answer in {self.target.ring_timeout:g} s"
+            )
             self.final_status = 480
             self.abandon(now, None)
             self.call.leg_failed(self, 480, now)
@@ -314,14 +355,16 @@ class OutboundLeg:
         if self.dialog is not None:
             # A retransmitted 2xx: the ACK was lost, send it again (§13.2.2.4).
             if self.ack is not None:
-                self.endpoint.send_stateless(self.ack, self.destination, self.transport)
+                self.endpoint.send_stateless(self.ack, self.destination_in_dialog(), self.transport)
             return
         assert self.invite is not None
         self._stop_ring_timer()
         self.call.settled(self.transaction)  # type: ignore[arg-type]
         self.dialog = Dialog.as_uac(self.invite, response)
         self.endpoint.register_dialog(self.dialog.id, self)
-        wanted = self.state in (LegState.CALLING, LegState.RINGING) and self.call.accepts_answer(self)
+        wanted = self.state in (LegState.CALLING, LegState.RINGING) and self.call.accepts_answer(
+            self
+        )
         if not self.invite.body and wanted:
             # Late offer: the 200 carries the offer and the caller's ACK the answer.
             self.ack_deferred = True
@@ -347,13 +390,6 @@ class OutboundLeg:
         self.ack_deferred = False
         self.endpoint.send_stateless(ack, self.destination_in_dialog(), self.transport)
 
-    def destination_in_dialog(self) -> Address:
-        assert self.dialog is not None
-        try:
-            return destination_of(self.dialog.next_hop)[0]
-        except ValueError:
-            return self.destination
-
     def _retry_with_credentials(self, response: Response, now: float) -> bool:
         """§22.2: answer a 401/407 once with credentials of the trunk, if it has any."""
         credentials = self.call.credentials_for(self.target)
@@ -362,8 +398,12 @@ class OutboundLeg:
         self.auth_tried = True
         try:
             header_name, value = authorization_header(
-                response, "INVITE", str(self.invite.uri), credentials.username,
-                credentials.password, cnonce=self.endpoint.new_id(),
+                response,
+                "INVITE",
+                str(self.invite.uri),
+                credentials.username,
+                credentials.password,
+                cnonce=self.endpoint.new_id(),
             )
         except DigestChallengeError as exc:
             self.call.log_event(f"leg {self.number}: cannot answer the challenge: {exc}")
@@ -411,8 +451,7 @@ class OutboundLeg:
 
     def close(self) -> None:
         self._stop_ring_timer()
-        if self.dialog is not None:
-            self.endpoint.unregister_dialog(self.dialog.id)
+        super().close()
 
 
 Leg = InboundLeg | OutboundLeg

@@ -51,7 +51,9 @@ class B2BUA:
 
     # ---- TransactionUser -----------------------------------------------------------
 
-    def on_request(self, request: Request, transaction: ServerTransaction | None, now: float) -> None:
+    def on_request(
+        self, request: Request, transaction: ServerTransaction | None, now: float
+    ) -> None:
         to_tag = request.to.tag
         if to_tag is not None:
             dialog_id: DialogId = (request.call_id, to_tag, request.from_.tag or "")
@@ -68,7 +70,9 @@ class B2BUA:
             return
         if request.method != "INVITE":
             # Out-of-dialog BYE, UPDATE, INFO: nothing to act on (§15.1.2, §12.2.2).
-            self.endpoint.respond(transaction, request.response(481, to_tag=self.endpoint.new_id()), now)
+            self.endpoint.respond(
+                transaction, request.response(481, to_tag=self.endpoint.new_id()), now
+            )
             return
         assert isinstance(transaction, InviteServerTransaction)
         self._new_call(request, transaction, now)
@@ -100,11 +104,25 @@ class B2BUA:
 
     # ---- admission -----------------------------------------------------------------
 
-    def _refuse(self, txn: InviteServerTransaction, request: Request, status: int, now: float,
-                reason: str | None = None, extra: list[tuple[str, str]] | None = None) -> None:
-        response = request.response(status, reason, to_tag=self.endpoint.new_id(), extra=extra or ())
-        log.info("refused INVITE %s from %s:%s: %s %s", request.raw_uri, *txn.source,
-                 status, response.reason)
+    def _refuse(
+        self,
+        txn: InviteServerTransaction,
+        request: Request,
+        status: int,
+        now: float,
+        reason: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
+        response = request.response(
+            status, reason, to_tag=self.endpoint.new_id(), extra=extra or ()
+        )
+        log.info(
+            "refused INVITE %s from %s:%s: %s %s",
+            request.raw_uri,
+            *txn.source,
+            status,
+            response.reason,
+        )
         self.endpoint.respond(txn, response, now)
 
     def _new_call(self, request: Request, txn: InviteServerTransaction, now: float) -> None:
@@ -225,8 +243,11 @@ class B2BUA:
             call.hangup(None, now, why)
 
     def stats(self) -> dict[str, int]:
-        return {"calls": len(self.calls), "tracked_transactions": len(self._tracked),
-                **self.endpoint.stats()}
+        return {
+            "calls": len(self.calls),
+            "tracked_transactions": len(self._tracked),
+            **self.endpoint.stats(),
+        }
 
 
 def _caller(request: Request) -> str:

@@ -99,4 +99,3 @@ def _target(config: Config, number: ReceivingNumber, ring_timeout: float | None)
         trunk=number.trunk,
         ring_timeout=ring_timeout if ring_timeout is not None else number.ring_timeout,
     )
-

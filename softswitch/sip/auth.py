@@ -70,8 +70,13 @@ def digest_response(
 
 
 def authorization_header(
-    challenge_response: Response, method: str, uri: str, username: str, password: str,
-    *, cnonce: str,
+    challenge_response: Response,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    *,
+    cnonce: str,
 ) -> tuple[str, str]:
     """The (header name, value) answering the 401/407 ``challenge_response``."""
     proxy = challenge_response.status == 407
@@ -88,12 +93,24 @@ def authorization_header(
     qop = "auth" if offered else None
     nc = "00000001"
     response = digest_response(
-        algorithm=algorithm, username=username, realm=realm, password=password, method=method,
-        uri=uri, nonce=nonce, qop=qop, nc=nc, cnonce=cnonce,
+        algorithm=algorithm,
+        username=username,
+        realm=realm,
+        password=password,
+        method=method,
+        uri=uri,
+        nonce=nonce,
+        qop=qop,
+        nc=nc,
+        cnonce=cnonce,
     )
     parts = [
-        f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
-        f'response="{response}"', f"algorithm={algorithm}",
+        f'username="{username}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        f"algorithm={algorithm}",
     ]
     if qop:
         parts += [f"qop={qop}", f"nc={nc}", f'cnonce="{cnonce}"']

@@ -54,7 +54,7 @@ from .transaction import (
     Timers,
     Transaction,
 )
-from .uri import SipUri, TelUri, Via, parse_via, strip_brackets
+from .uri import SipUri, TelUri, Via, is_digits, parse_via, strip_brackets
 
 log = logging.getLogger("softswitch.sip")
 
@@ -140,7 +140,9 @@ class Endpoint:
     def via(self, transport: str, branch: str | None = None) -> str:
         host, port = self.config.local[transport]
         host = f"[{host}]" if ":" in host else host
-        return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch or self.new_branch()};rport"
+        return (
+            f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch or self.new_branch()};rport"
+        )
 
     def contact(self, transport: str, user: str | None = None) -> str:
         host, port = self.config.local[transport]
@@ -262,7 +264,9 @@ class Endpoint:
             response.headers.set("server", self.config.user_agent)
         transaction.respond(response, now)
 
-    def send_stateless(self, message: Request | Response, destination: Address, transport: str) -> None:
+    def send_stateless(
+        self, message: Request | Response, destination: Address, transport: str
+    ) -> None:
         self.send(message, destination, transport)
 
     def register_dialog(self, dialog_id: DialogId, owner: object) -> None:
@@ -286,7 +290,9 @@ class Endpoint:
         txn = self.client_transactions.get((branch, response.cseq.method))
         if txn is None:
             self._count("stray_responses")
-            log.debug("dropped stray response %s %s: no transaction", response.status, response.cseq)
+            log.debug(
+                "dropped stray response %s %s: no transaction", response.status, response.cseq
+            )
             return
         txn.receive_response(response, now)
 
@@ -298,11 +304,18 @@ class Endpoint:
             return (branch, sent_by, method)
         # RFC 2543 matching (§17.2.3): no To tag (an ACK's differs from the INVITE's).
         return (
-            "2543", request.raw_uri if method != "ACK" else "", request.call_id,
-            request.from_.tag or "", str(request.cseq.number), sent_by, method,
+            "2543",
+            request.raw_uri if method != "ACK" else "",
+            request.call_id,
+            request.from_.tag or "",
+            str(request.cseq.number),
+            sent_by,
+            method,
         )
 
-    def _receive_request(self, request: Request, source: Address, transport: str, now: float) -> None:
+    def _receive_request(
+        self, request: Request, source: Address, transport: str, now: float
+    ) -> None:
         _stamp_via(request, source)
         method = request.method
         key = self._server_key(request, "INVITE" if method == "ACK" else method)
@@ -318,12 +331,16 @@ class Endpoint:
             return
         destination = response_destination(request.top_via, source, transport)
         txn: ServerTransaction
-        server_class = (
-            InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
-        )
+        server_class = InviteServerTransaction if method == "INVITE" else NonInviteServerTransaction
         txn = server_class(
-            self, request, source, transport, self.config.timers, now,
-            key=key, response_destination=destination,
+            self,
+            request,
+            source,
+            transport,
+            self.config.timers,
+            now,
+            key=key,
+            response_destination=destination,
         )
         self.server_transactions[key] = txn
         self._server_keys[id(txn)] = key
@@ -375,7 +392,8 @@ class Endpoint:
             accept = request.headers.values("accept")
             if accept and not any(_accepts_sdp(a) for a in accept):
                 return request.response(
-                    406, to_tag=self.new_id(),
+                    406,
+                    to_tag=self.new_id(),
                     extra=[("Warning", '399 softswitch "only application/sdp is supported"')],
                 )
         return None
@@ -407,7 +425,12 @@ class Endpoint:
             return
         if exc.detail:
             response.headers.set("warning", f'399 softswitch "{_quote_safe(exc.detail)}"')
-        log.info("answered malformed request from %s:%s with %s: %s", *source, exc.status_code, exc.detail)
+        log.info(
+            "answered malformed request from %s:%s with %s: %s",
+            *source,
+            exc.status_code,
+            exc.detail,
+        )
         top = _stamped(top, source)
         self.send(response, response_destination(top, source, transport), transport)
 
@@ -446,6 +469,5 @@ def response_destination(via: Via, source: Address, transport: str) -> Address:
     host = strip_brackets(via.received or via.host)
     if via.has_rport:
         rport = via.rport
-        return host, int(rport) if rport and rport.isdigit() else source[1]
+        return host, int(rport) if rport and is_digits(rport) else source[1]
     return host, via.port or 5060
-

@@ -81,8 +81,11 @@ class _Tcp(asyncio.Protocol):
             self.close()
             return
         if self.framer.buffered > self.edge.tcp_buffer_bytes:
-            log.info("closing TCP connection from %s:%s: %d bytes buffered without a message",
-                     *self.peer, self.framer.buffered)
+            log.info(
+                "closing TCP connection from %s:%s: %d bytes buffered without a message",
+                *self.peer,
+                self.framer.buffered,
+            )
             self.close()
             return
         if self.framer.pings:
@@ -122,14 +125,18 @@ class SipTransport:
         for address in addresses:
             if address.transport == "udp":
                 transport, protocol = await self.loop.create_datagram_endpoint(
-                    lambda: _Udp(self), local_addr=(address.host, address.port),
+                    lambda: _Udp(self),
+                    local_addr=(address.host, address.port),
                     family=_family(address.host),
                 )
                 self.udp_transports.append(transport)
                 self.udp.setdefault(_family(address.host), protocol)
             else:
                 server = await self.loop.create_server(
-                    lambda: _Tcp(self), address.host, address.port, family=_family(address.host),
+                    lambda: _Tcp(self),
+                    address.host,
+                    address.port,
+                    family=_family(address.host),
                     reuse_address=True,
                 )
                 self.servers.append(server)
@@ -153,8 +160,13 @@ class SipTransport:
             self.endpoint.receive(data, source, transport, self.loop.time())
         except Exception:  # a bug: log it with the datagram and keep serving
             self.errors += 1
-            log.exception("internal error handling %d bytes from %s:%s over %s: %r",
-                          len(data), *source, transport, data[:2000])
+            log.exception(
+                "internal error handling %d bytes from %s:%s over %s: %r",
+                len(data),
+                *source,
+                transport,
+                data[:2000],
+            )
         self.flush()
 
     def _on_timer(self) -> None:
@@ -205,7 +217,7 @@ class SipTransport:
             _, protocol = await asyncio.wait_for(
                 self.loop.create_connection(lambda: _Tcp(self), host, port), timeout=5.0
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             log.info("cannot connect to tcp:%s:%s: %s", host, port, exc)
             self._connecting.pop(destination, None)
             self.endpoint.transport_error(destination, "tcp", self.loop.time())
