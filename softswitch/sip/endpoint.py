@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .dialog import DialogId
-from .errors import SipError
+from .errors import ParseError, SipError
 from .message import (
     DEFAULT_LIMITS,
     Headers,
@@ -39,7 +39,6 @@ from .message import (
     MessageParseError,
     Request,
     Response,
-    build_response,
     parse_message,
 )
 from .timers import TimerHandle, TimerQueue
@@ -54,7 +53,16 @@ from .transaction import (
     Timers,
     Transaction,
 )
-from .uri import SipUri, TelUri, Via, is_digits, parse_via, strip_brackets
+from .uri import (
+    SipUri,
+    TelUri,
+    Via,
+    is_digits,
+    is_token,
+    parse_via,
+    split_hostport,
+    strip_brackets,
+)
 
 log = logging.getLogger("softswitch.sip")
 
@@ -410,19 +418,32 @@ class Endpoint:
         )
 
     def _answer_malformed(self, exc: MessageParseError, source: Address, transport: str) -> None:
+        """Answer a request that failed parsing, statelessly, if it says where to (§18.2.2).
+
+        Only the top Via must be readable (its sent-by, even when its parameters or
+        version are broken: RFC 4475 §3.1.2.1, §3.1.2.16); From, To, Call-ID and CSeq
+        are copied when present (§3.3.1).
+        """
         headers = exc.headers
         if headers is None:
             log.info("dropped unanswerable message from %s:%s: %s", *source, exc)
             return
+        vias = headers.values("via")
         try:
-            vias = headers.values("via")
             if not vias:
                 raise SipError(400, "Bad Request", "no Via")
-            top = parse_via(vias[0])
-            response = build_response(headers, exc.status_code, exc.reason, to_tag=self.new_id())
+            top = _readable_via(vias[0], source)
         except SipError as inner:
             log.info("dropped malformed request from %s:%s: %s (%s)", *source, exc, inner)
             return
+        response = Response(exc.status_code, exc.reason, Headers())
+        response.headers.set_all("via", [str(top), *(v for v in vias[1:] if _parses(v))])
+        for name in ("from", "to", "call-id", "cseq"):
+            value = headers.get(name)
+            if value is not None:
+                if name == "to" and ";tag=" not in value.replace(" ", "").lower():
+                    value = f"{value};tag={self.new_id()}"
+                response.headers.set(name, value)
         if exc.detail:
             response.headers.set("warning", f'399 softswitch "{_quote_safe(exc.detail)}"')
         log.info(
@@ -431,8 +452,39 @@ class Endpoint:
             exc.status_code,
             exc.detail,
         )
-        top = _stamped(top, source)
         self.send(response, response_destination(top, source, transport), transport)
+
+
+def _readable_via(value: str, source: Address) -> Via:
+    """The top Via stamped with received/rport, read leniently if it must be.
+
+    A Via that does not parse strictly still answers if its sent-by can be read; its
+    well-formed parameters are kept (the branch, rport) and the rest dropped.
+    """
+    try:
+        return _stamped(parse_via(value), source)
+    except ParseError:
+        pass
+    head, *param_texts = value.split(";")
+    parts = head.split("/", 2)
+    fields = parts[2].split() if len(parts) == 3 else []
+    if len(fields) != 2 or not is_token(fields[0]):
+        raise ParseError(f"unreadable Via {value[:60]!r}")
+    host, port = split_hostport(fields[1])
+    params: list[tuple[str, str | None]] = []
+    for text in param_texts:
+        name, eq, param_value = (t.strip() for t in text.partition("="))
+        if is_token(name) and (not eq or is_token(param_value)):
+            params.append((name, param_value if eq else None))
+    return _stamped(Via(fields[0].upper(), host, port, tuple(params)), source)
+
+
+def _parses(via: str) -> bool:
+    try:
+        parse_via(via)
+    except ParseError:
+        return False
+    return True
 
 
 def _accepts_sdp(media_range: str) -> bool:

@@ -70,14 +70,32 @@ REASONS = {
 }
 
 
+# Header names seen on the wire map to their stored and printed forms through these
+# caches: a hot path (every header of every message).  They stop growing at a bound
+# so that a peer inventing names cannot grow them without limit.
+_CACHE_LIMIT = 2048
+_canonical_cache: dict[str, str] = {}
+_display_cache: dict[str, str] = {}
+
+
 def canonical_name(name: str) -> str:
     """The lower-case long form of a header name (the key headers are stored under)."""
-    lowered = name.lower()
-    return COMPACT_FORMS.get(lowered, lowered)
+    key = _canonical_cache.get(name)
+    if key is None:
+        lowered = name.lower()
+        key = COMPACT_FORMS.get(lowered, lowered)
+        if len(_canonical_cache) < _CACHE_LIMIT:
+            _canonical_cache[name] = key
+    return key
 
 
 def display_name(key: str) -> str:
-    return _CANONICAL.get(key) or "-".join(p.capitalize() for p in key.split("-"))
+    name = _display_cache.get(key)
+    if name is None:
+        name = _CANONICAL.get(key) or "-".join(p.capitalize() for p in key.split("-"))
+        if len(_display_cache) < _CACHE_LIMIT:
+            _display_cache[key] = name
+    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,12 +24,13 @@ _URI_FORBIDDEN = frozenset(' \t\r\n<>"')
 _HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
 _LWS = " \t\r\n"
+_LWS_SET = frozenset(_LWS)
 
 Params = tuple[tuple[str, str | None], ...]
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return bool(text) and TOKEN_CHARS.issuperset(text)
 
 
 def is_digits(text: str) -> bool:
@@ -72,7 +73,7 @@ def validate_host(host: str) -> None:
         except ValueError:
             raise ParseError(f"invalid IPv6 reference {host!r}") from None
         return
-    if not all(c in _HOSTNAME_CHARS for c in host):
+    if not _HOSTNAME_CHARS.issuperset(host):
         raise ParseError(f"invalid host {host!r} (an IPv6 address needs [brackets])")
 
 
@@ -294,7 +295,7 @@ def parse_uri(text: str) -> Uri:
         c in _SCHEME_CHARS for c in scheme
     ):
         raise ParseError(f"not a URI: {text[:80]!r}")
-    if any(c in _URI_FORBIDDEN for c in text):
+    if not _URI_FORBIDDEN.isdisjoint(text):
         raise ParseError(f"whitespace or delimiter inside URI {text[:80]!r}")
     lowered = scheme.lower()
     if lowered in ("sip", "sips"):
@@ -456,7 +457,7 @@ def parse_via(value: str) -> Via:
     semi = rest.find(";")
     sent_by = (rest if semi < 0 else rest[:semi]).rstrip(_LWS)
     # sent-by may carry LWS around ':' in theory; in practice a space inside is an error.
-    if not sent_by or any(c in _LWS for c in sent_by):
+    if not sent_by or not _LWS_SET.isdisjoint(sent_by):
         raise ParseError(f"bad Via sent-by {sent_by!r}")
     host, port = split_hostport(sent_by)
     params = parse_params(rest[semi:], what="Via") if semi >= 0 else ()
