@@ -140,7 +140,8 @@ class SipTransport:
                     reuse_address=True,
                 )
                 self.servers.append(server)
-            log.info("listening on %s:%s:%s", address.transport, address.host, address.port)
+            host = f"[{address.host}]" if ":" in address.host else address.host
+            log.info("listening on %s:%s:%s", address.transport, host, address.port)
 
     async def close(self) -> None:
         if self._timer is not None:
