@@ -93,6 +93,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from softswitch.sip.e164 import NumberError, normalize
+from softswitch.sip.errors import SipError
+from softswitch.sip.uri import SipUri as ParsedSipUri
+from softswitch.sip.uri import parse_uri
 
 __all__ = [
     "AgentRoute",
@@ -236,6 +239,23 @@ _SIP_URI = re.compile(r"(?i)sips?:(?:[^\s@]+@)?[^\s@;?:]+(?::\d{1,5})?(?:[;?]\S*
 def _sip_uri(value: object) -> str:
     if not isinstance(value, str) or not _SIP_URI.fullmatch(value):
         raise _got(value, 'a sip: or sips: URI like "sip:+14155550101@192.0.2.10:5060"')
+    try:
+        uri = parse_uri(value)
+    except SipError as exc:
+        raise _got(value, f"a valid sip: URI ({exc.detail})") from None
+    if not isinstance(uri, ParsedSipUri):
+        raise _got(value, "a sip: or sips: URI")
+    host = uri.host_address
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # Requests are sent to the URI's host; names would need RFC 3263 DNS.
+            raise _got(
+                value, "a URI whose host is an IP address (DNS names are not supported yet)"
+            ) from None
+    if uri.transport not in ("udp", "tcp"):
+        raise _got(value, "transport=udp or transport=tcp (the transports softswitch speaks)")
     return value
 
 

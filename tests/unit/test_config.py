@@ -525,13 +525,23 @@ BROKEN: list[tuple[str, str, list[str]]] = [
     ("route refers to itself", BASE + "routes:\n  a: {route: a}\n", ["(a → a)"]),
     (
         "both uri and trunk",
-        BASE.replace('uri: "sip:+14155550102@127.0.0.1:5072"', 'uri: "sip:x@y", trunk: lab'),
+        BASE.replace('uri: "sip:+14155550102@127.0.0.1:5072"', 'uri: "sip:x@192.0.2.1", trunk: lab'),
         ["receiving_numbers.R2: has both uri and trunk; expected exactly one of uri"],
     ),
     (
         "neither uri nor trunk",
         BASE.replace(', uri: "sip:+14155550102@127.0.0.1:5072"', ""),
         ["receiving_numbers.R2: has neither uri nor trunk"],
+    ),
+    (
+        "uri host is a name",
+        BASE.replace("127.0.0.1:5072", "pbx.example.com:5072"),
+        ["receiving_numbers.R2.uri: got", "expected a URI whose host is an IP address"],
+    ),
+    (
+        "uri with an unsupported transport",
+        BASE.replace("127.0.0.1:5072", "127.0.0.1:5072;transport=sctp"),
+        ["receiving_numbers.R2.uri: got", "expected transport=udp or transport=tcp"],
     ),
     (
         "bad uri",
