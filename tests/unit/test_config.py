@@ -525,7 +525,9 @@ BROKEN: list[tuple[str, str, list[str]]] = [
     ("route refers to itself", BASE + "routes:\n  a: {route: a}\n", ["(a → a)"]),
     (
         "both uri and trunk",
-        BASE.replace('uri: "sip:+14155550102@127.0.0.1:5072"', 'uri: "sip:x@192.0.2.1", trunk: lab'),
+        BASE.replace(
+            'uri: "sip:+14155550102@127.0.0.1:5072"', 'uri: "sip:x@192.0.2.1", trunk: lab'
+        ),
         ["receiving_numbers.R2: has both uri and trunk; expected exactly one of uri"],
     ),
     (
