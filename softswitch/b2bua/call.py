@@ -24,8 +24,9 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from ..routing.plan import Plan, Target
+from ..sip.errors import SipError
 from ..sip.message import Request, Response
-from ..sip.transaction import ClientTransaction, ServerTransaction
+from ..sip.transaction import ClientTransaction, InviteServerTransaction, ServerTransaction
 from ..sip.uri import SipUri, parse_uri
 from .legs import Credentials, InboundLeg, Leg, LegState, OutboundLeg, destination_of
 
@@ -73,14 +74,11 @@ class Call:
         service: B2BUA,
         call_id: str,
         invite: Request,
-        transaction: ServerTransaction,
+        transaction: InviteServerTransaction,
         plan: Plan,
         caller: str,
         now: float,
     ) -> None:
-        from ..sip.transaction import InviteServerTransaction
-
-        assert isinstance(transaction, InviteServerTransaction)
         self.service = service
         self.endpoint = service.endpoint
         self.id = call_id
@@ -168,7 +166,7 @@ class Call:
             if not isinstance(uri, SipUri) or not isinstance(hop, SipUri):
                 raise ValueError("not a sip: URI")
             destination, transport = destination_of(hop)
-        except (ValueError, Exception) as exc:  # noqa: BLE001 - config-level mistakes end the leg
+        except (SipError, ValueError) as exc:  # a target softswitch cannot reach
             self.log_event(f"cannot dial {target.name} ({target.uri}): {exc}")
             self.statuses.append(480)
             return False
@@ -225,6 +223,7 @@ class Call:
         self.log_event(f"leg {leg.number} {leg.target.name} failed: {status}")
         self.service.emit("leg_failed", self, leg, status)
         if self.state is not CallState.ROUTING:
+            self._maybe_end(now)
             return
         if status >= 600:
             # A 6xx means "nowhere": stop ringing everyone (RFC 3261 §16.7 step 5 spirit).
@@ -370,7 +369,7 @@ class Call:
             self._ack_relayed_invite(leg, response)
             origin = self._peer(leg)
             if origin is not None:
-                origin.retransmit_2xx(answer, now)
+                origin.retransmit_2xx(answer, server_txn.response_destination, now)
 
     def _ack_relayed_invite(self, leg: Leg, response: Response) -> None:
         assert leg.dialog is not None
@@ -399,11 +398,16 @@ class Call:
         if any(leg.state not in done for leg in self.outbound):
             return
         self.state = CallState.ENDED
-        self.inbound.close()
-        for leg in self.outbound:
+        for leg in (self.inbound, *self.outbound):
             leg.close()
         self.log_event(
             f"ended: {self.disposition}, {now - self.started:.1f} s"
             + (f", hangup by {self.hangup_by}" if self.hangup_by else "")
         )
         self.service.call_ended(self, now)
+        # Calls and legs point at each other; cutting the links lets reference counting
+        # free a finished call at once instead of leaving cycles for the garbage
+        # collector, whose full passes over many live transactions pause the loop.
+        for leg in (self.inbound, *self.outbound):
+            leg.detach()
+        self.relays.clear()

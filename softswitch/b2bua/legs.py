@@ -20,7 +20,7 @@ from ..sip.auth import DigestChallengeError, authorization_header
 from ..sip.dialog import Dialog
 from ..sip.endpoint import Endpoint
 from ..sip.message import Request, Response
-from ..sip.timers import TimerHandle
+from ..sip.timers import TimerCallback, TimerHandle
 from ..sip.transaction import Address, ClientTransaction, InviteServerTransaction
 from ..sip.uri import SipUri
 
@@ -95,7 +95,7 @@ class TwoXXRetransmitter:
         destination: Address,
         transport: str,
         now: float,
-        on_give_up: object,
+        on_give_up: TimerCallback,
     ) -> None:
         timers = endpoint.config.timers
         self.endpoint = endpoint
@@ -115,9 +115,7 @@ class TwoXXRetransmitter:
     def _fire(self, now: float) -> None:
         if now >= self.give_up:
             self.handle = None
-            callback = self.on_give_up
-            assert callable(callback)
-            callback(now)
+            self.on_give_up(now)
             return
         self.endpoint.send_stateless(self.response, self.destination, self.transport)
         self.interval = min(self.interval * 2, self.t2)
@@ -152,11 +150,11 @@ class LegBase:
         except ValueError:
             return self.destination
 
-    def retransmit_2xx(self, response: Response, now: float) -> None:
+    def retransmit_2xx(self, response: Response, destination: Address, now: float) -> None:
         """Keep sending this 2xx to an INVITE until the ACK comes (§13.3.1.4)."""
         self.stop_retransmitting()
         self.retransmitter = TwoXXRetransmitter(
-            self.endpoint, response, self.destination, self.transport, now, self._no_ack
+            self.endpoint, response, destination, self.transport, now, self._no_ack
         )
 
     def stop_retransmitting(self) -> None:
@@ -176,6 +174,10 @@ class LegBase:
         self.stop_retransmitting()
         if self.dialog is not None:
             self.endpoint.unregister_dialog(self.dialog.id)
+
+    def detach(self) -> None:
+        """Forget the call once it has ended (see ``Call._maybe_end``)."""
+        del self.call
 
 
 class InboundLeg(LegBase):
@@ -230,7 +232,7 @@ class InboundLeg(LegBase):
         self.state = LegState.ANSWERED
         self.dialog = Dialog.as_uas(self.invite, self.local_tag)
         self.endpoint.register_dialog(self.dialog.id, self)
-        self.retransmit_2xx(response, now)
+        self.retransmit_2xx(response, self.destination, now)
 
     def reject(self, status: int, now: float, reason: str | None = None) -> None:
         if self.state in (LegState.CALLING, LegState.RINGING):
@@ -255,7 +257,6 @@ class InboundLeg(LegBase):
             return
         self.state = LegState.ENDING
         self.bye = self.call.send_in_dialog(self, "BYE", now)
-
 
 
 class OutboundLeg(LegBase):
@@ -348,8 +349,9 @@ class OutboundLeg(LegBase):
         self.state = LegState.FAILED
         self.call.untrack(transaction)
         if was_live:
-            self.call.leg_failed(self, status, now)
-        self._finished(now)
+            self.call.leg_failed(self, status, now)  # the call may end here
+        else:
+            self._finished(now)
 
     def _answered(self, response: Response, now: float) -> None:
         if self.dialog is not None:
@@ -437,8 +439,9 @@ class OutboundLeg(LegBase):
             self.final_status = 408
             self.state = LegState.FAILED
             if was_live:
-                self.call.leg_failed(self, 408, now)
-            self._finished(now)
+                self.call.leg_failed(self, 408, now)  # the call may end here
+            else:
+                self._finished(now)
         elif transaction is self.bye:
             self._finished(now)
         elif transaction is not self.cancel:
