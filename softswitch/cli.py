@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import logging
 import sys
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError, Listen, load_config
+from .config import Config, ConfigError, Listen, load_config
+from .routing.conditions import CallFacts
+from .routing.explain import explain
+from .sip.e164 import NumberError, normalize
 
 
 def _listen(text: str) -> Listen:
@@ -17,6 +21,50 @@ def _listen(text: str) -> Listen:
         return Listen.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _when(text: str) -> datetime.datetime:
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time; expected e.g. 2026-11-26T09:30-05:00"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:VALUE")
+    return name.strip().lower(), value.strip()
+
+
+def _route(config: Config, args: argparse.Namespace) -> int:
+    try:
+        number = normalize(args.number)
+    except NumberError as exc:
+        print(f"softswitch route: {exc}", file=sys.stderr)
+        return 2
+    tracking = config.tracking_number(number)
+    if tracking is None:
+        print(
+            f"softswitch route: {number} is not a tracking number in {args.config} "
+            "(a call to it gets 404)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        caller_e164: str | None = normalize(args.caller)
+    except NumberError:
+        caller_e164 = None
+    headers: dict[str, tuple[str, ...]] = {}
+    for name, value in args.header:
+        headers[name] = (*headers.get(name, ()), value)
+    at = args.at or datetime.datetime.now(datetime.UTC)
+    facts = CallFacts(tracking.number, args.caller, caller_e164, headers, at)
+    print("\n".join(explain(config, tracking, facts)))
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +88,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check", help="validate a config file without starting")
     check.add_argument("-c", "--config", required=True, type=Path)
+    route = sub.add_parser(
+        "route", help="explain the plan a call to NUMBER would follow, without placing it"
+    )
+    route.add_argument("-c", "--config", required=True, type=Path)
+    route.add_argument("number", help="the tracking number dialled, in any usual form")
+    route.add_argument(
+        "--from",
+        dest="caller",
+        default="anonymous",
+        help="the caller's number (default: anonymous)",
+    )
+    route.add_argument(
+        "--at",
+        type=_when,
+        help="the call's time, ISO 8601 (default: now; a time without a zone is UTC)",
+    )
+    route.add_argument(
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="NAME:VALUE",
+        help="a header of the INVITE (repeatable)",
+    )
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -64,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.command == "route":
+        return _route(config, args)
     if args.command == "check":
         print(
             f"{args.config}: OK ({len(config.tracking_numbers)} tracking numbers, "

@@ -21,7 +21,8 @@ one line each, in the form::
    ``receiving_numbers.R1.ring_timeout``).
 3. *References.*  Names that point elsewhere — receiving numbers in ``dial`` lists,
    ``fail_safe``, ``hours``, ``trunk``, ``{route: name}``, agents, menus, queues,
-   routers, schedules — must exist; the message lists what does.  A chain of named
+   routers, schedules, the tracking numbers of conditional rules — must exist; the
+   message lists what does (or where they belong).  A chain of named
    routes that comes back to itself (``a → b → a``) is an error.
 
 YAML shape (see ``conf/softswitch.yaml`` for a commented example, ``conf/lab.yaml``
@@ -38,14 +39,22 @@ for the lab of LAB.md)::
     agents: {NAME: {password | ha1, inbound_number}}
     menus: {NAME: {prompt, keys: {DIGIT: ROUTE}, timeout, retries, default: ROUTE}}
     queues: {NAME: {members, strategy, ring_timeout, max_wait, hold_music, no_answer}}
-    geo_routers: {NAME: {regions: [{prefixes, route: ROUTE}], default: ROUTE}}
-    conditional_routers: {NAME: {rules: [{caller_prefixes, schedule, open, route}],
+    routing: {max_depth, final_status, max_calls}
+    geo_routers: {NAME: {locations: [{name, latitude, longitude | state, route: ROUTE}],
+                         out_of_area: ROUTE, max_distance_km}}
+    conditional_routers: {NAME: {rules: [{caller_prefixes, caller_regex, caller_country,
+                                          caller_area_codes, tracking_numbers, schedule,
+                                          open, headers, route: ROUTE}],
                                  default: ROUTE}}
     tracking_numbers: {NUMBER-IN-ANY-FORM: {label, route: ROUTE, fail_safe, whisper,
                                             schedule_tags}}
 
 A ROUTE is a mapping with exactly one of the keys ``dial``, ``route``, ``agent``,
 ``menu``, ``queue``, ``geo_router``, ``conditional_router``.
+
+Regular expressions (``caller_regex``, ``headers``) are Python ``re`` syntax, applied
+with ``re.search`` (anchor with ``^``/``$`` as needed); they are compiled when the
+configuration is loaded, so a bad one is a configuration error.
 
 Audio files
 -----------
@@ -82,6 +91,7 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
@@ -92,7 +102,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from softswitch.sip.e164 import NumberError, normalize
+from softswitch.sip.e164 import NumberError, country_code, normalize
 from softswitch.sip.errors import SipError
 from softswitch.sip.uri import SipUri as ParsedSipUri
 from softswitch.sip.uri import parse_uri
@@ -109,7 +119,7 @@ __all__ = [
     "DatedException",
     "DialExtension",
     "DialRoute",
-    "GeoRegion",
+    "GeoLocation",
     "GeoRoute",
     "GeoRouter",
     "Limits",
@@ -122,12 +132,15 @@ __all__ = [
     "ReceivingNumber",
     "Route",
     "RouteRef",
+    "RoutingSettings",
     "Schedule",
     "SipSettings",
     "Timers",
     "TrackingNumber",
     "Trunk",
+    "US_STATES",
     "WeeklyInterval",
+    "calling_code",
     "load_config",
     "parse_config",
 ]
@@ -342,6 +355,129 @@ def _prefix(value: object) -> str:
     if not isinstance(value, str) or not _PREFIX.fullmatch(value.replace(" ", "")):
         raise _got(value, 'an E.164 number prefix like "+1415" or "+44"')
     return value.replace(" ", "")
+
+
+def _scalar_or_list(value: object) -> object:
+    # "caller_country: '44'" is shorthand for "caller_country: ['44']".
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+def _regex(value: object) -> str:
+    expected = "a Python regular expression (re.search syntax)"
+    if not isinstance(value, str) or not value:
+        raise _got(value, expected)
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise _problem(
+            f"got {_show(value)}, which is not a valid regular expression ({error}); "
+            f"expected {expected}"
+        ) from None
+    return value
+
+
+def calling_code(e164: str) -> str:
+    """The ITU country calling code of a phone number, without ``+``: ``"1"`` for
+    every NANP number, ``"44"`` for ``"+442079460000"``, ``"353"`` for Ireland.
+
+    Longest match over the ITU assignments (softswitch.sip.e164.country_code),
+    re-exported here for the routing layer, which may not import softswitch.sip.
+    ``e164`` may be in any form the E.164 normalizer accepts; anything else
+    raises ValueError.
+    """
+    return country_code(e164)
+
+
+_COUNTRY_EXPECTED = 'an ITU country calling code of 1 to 3 digits, like "1", "44" or "353"'
+
+
+def _country(value: object) -> str:
+    text = str(value) if _is_number(value) and isinstance(value, int) else value
+    if not isinstance(text, str):
+        raise _got(value, _COUNTRY_EXPECTED)
+    code = text.strip().removeprefix("+")
+    if not re.fullmatch(r"[1-9][0-9]{0,2}", code):
+        raise _got(value, _COUNTRY_EXPECTED)
+    # Calling codes are prefix-free: padding a code out to a number must give it back.
+    actual = country_code("+" + code + "0" * 8)
+    if actual != code:
+        hint = f" (numbers starting +{code} have code {actual})" if len(actual) < len(code) else ""
+        raise _problem(
+            f"got {_show(value)}, which is not a country calling code{hint}; "
+            f"expected {_COUNTRY_EXPECTED}"
+        )
+    return code
+
+
+def _area_code(value: object) -> str:
+    text = str(value) if _is_number(value) and isinstance(value, int) else value
+    if not isinstance(text, str) or not re.fullmatch(r"[2-9][0-9]{2}", text.strip()):
+        raise _got(value, 'a NANP area code: 3 digits, the first 2-9, like "212"')
+    return text.strip()
+
+
+US_STATES: frozenset[str] = frozenset(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO "
+    "MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC".split()
+)
+"""The two-letter USPS codes of the 50 US states and the District of Columbia."""
+
+
+def _state(value: object) -> str:
+    expected = 'a two-letter US state or DC code, like "CA" or "NY"'
+    if not isinstance(value, str) or value.strip().upper() not in US_STATES:
+        raise _got(value, expected)
+    return value.strip().upper()
+
+
+def _degrees(value: object, limit: int, what: str) -> float:
+    if (
+        isinstance(value, (int, float))
+        and _is_number(value)
+        and math.isfinite(value)
+        and -limit <= value <= limit
+    ):
+        return float(value)
+    raise _got(value, f"a {what} in decimal degrees, -{limit} to {limit}")
+
+
+def _latitude(value: object) -> float:
+    return _degrees(value, 90, "latitude")
+
+
+def _longitude(value: object) -> float:
+    return _degrees(value, 180, "longitude")
+
+
+def _kilometres(value: object) -> float:
+    if isinstance(value, (int, float)) and _is_number(value) and math.isfinite(value) and value > 0:
+        return float(value)
+    raise _got(value, "a distance in kilometres > 0")
+
+
+def _status_in(value: object, low: int, high: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _got(value, f"{what}, {low}-{high}")
+    return value
+
+
+def _final_status(value: object) -> int:
+    return _status_in(value, 400, 699, "a SIP failure status")
+
+
+def _hunt_status(value: object) -> int:
+    return _status_in(value, 300, 699, "a SIP final status other than 2xx")
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+
+
+def _header_name(value: object) -> str:
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise _got(value, 'a SIP header name like "X-Campaign" or "User-Agent"')
+    return value.lower()
 
 
 def _audio_path(value: object, info: ValidationInfo) -> Path:
@@ -693,6 +829,13 @@ def _unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def _unique_statuses(statuses: tuple[int, ...]) -> tuple[int, ...]:
+    for status in statuses:
+        if statuses.count(status) > 1:
+            raise _problem(f"{status} is listed twice; expected each status once")
+    return statuses
+
+
 NameList = Annotated[
     tuple[Text, ...],
     BeforeValidator(_one_or_many),
@@ -705,13 +848,21 @@ class DialRoute(_Model):
     """``{dial: [R1, R2], pattern: ..., ring_timeout: ..., no_answer: ROUTE}``.
 
     ``ring_timeout`` overrides each number's own; ``no_answer`` runs when no number
-    answered (busy, failure, no answer, closed hours).
+    answered (busy, failure, no answer, closed hours).  A leg's final status listed
+    in ``hunt_stop`` (default 600, 603, 604, 606: the callee declined, or the number
+    does not exist anywhere) stops the hunt at once: no further numbers, no
+    no-answer routing.  ``hunt_stop: []`` never stops early.
     """
 
     numbers: NameList = Field(alias="dial")
     pattern: Pattern = Pattern.SIMULTANEOUS
     ring_timeout: Seconds | None = None
     no_answer: Route | None = None
+    hunt_stop: Annotated[
+        tuple[Annotated[int, BeforeValidator(_hunt_status)], ...],
+        BeforeValidator(_scalar_or_list),
+        AfterValidator(_unique_statuses),
+    ] = (600, 603, 604, 606)
 
 
 class RouteRef(_Model):
@@ -944,37 +1095,177 @@ class Queue(_Model):
 
 
 Prefix = Annotated[str, BeforeValidator(_prefix)]
+Regex = Annotated[str, BeforeValidator(_regex)]
+"""A Python regular expression, checked by compiling it."""
 
 
-class GeoRegion(_Model):
-    """Callers whose number starts with one of ``prefixes`` take ``route``."""
+class GeoLocation(_Model):
+    """A place calls may go to: ``latitude`` and ``longitude`` (decimal degrees),
+    or ``state`` (a two-letter US state or DC code) — exactly one of the two."""
 
-    prefixes: Annotated[tuple[Prefix, ...], AfterValidator(_non_empty)]
+    name: Text
+    latitude: Annotated[float, BeforeValidator(_latitude)] | None = None
+    longitude: Annotated[float, BeforeValidator(_longitude)] | None = None
+    state: Annotated[str, BeforeValidator(_state)] | None = None
+    """Held in upper case (``"NY"``)."""
     route: Route
+
+    @model_validator(mode="after")
+    def _one_place(self) -> GeoLocation:
+        expected = "expected either latitude and longitude, or state (a two-letter US state code)"
+        has_point = self.latitude is not None or self.longitude is not None
+        if has_point and self.state is not None:
+            raise _problem(f"has both latitude/longitude and state; {expected}")
+        if not has_point and self.state is None:
+            raise _problem(f"has neither latitude/longitude nor state; {expected}")
+        if has_point and (self.latitude is None or self.longitude is None):
+            given, missing = (
+                ("latitude", "longitude") if self.longitude is None else ("longitude", "latitude")
+            )
+            raise _problem(f"has {given} without {missing}; expected both latitude and longitude")
+        return self
 
 
 class GeoRouter(_Model):
-    """Route by the caller's number: the region with the longest matching prefix
-    wins; callers matching none (or withheld numbers) take ``default``."""
+    """Route by where the caller is: the location nearest the caller takes the
+    call.  Callers it cannot place (withheld, non-geographic or unknown numbers),
+    and callers farther than ``max_distance_km`` from every location, take
+    ``out_of_area``."""
 
     _implied_keys: ClassVar[frozenset[str]] = frozenset({"name"})
 
     name: Text
-    regions: Annotated[tuple[GeoRegion, ...], AfterValidator(_non_empty)]
-    default: Route
+    locations: Annotated[tuple[GeoLocation, ...], AfterValidator(_non_empty)]
+    out_of_area: Route
+    max_distance_km: Annotated[float, BeforeValidator(_kilometres)] | None = None
+
+    @field_validator("locations", mode="after")
+    @classmethod
+    def _unique_locations(cls, locations: tuple[GeoLocation, ...]) -> tuple[GeoLocation, ...]:
+        _unique_names(tuple(location.name for location in locations))
+        return locations
+
+
+def _headers(value: object) -> object:
+    # Header names are case-insensitive (RFC 3261 §7.3.1): held in lower case.
+    if not isinstance(value, Mapping):
+        return value
+    if not value:
+        raise _problem(
+            'got an empty mapping; expected header names with regexes, like {X-Campaign: "^spring"}'
+        )
+    headers: dict[str, object] = {}
+    written: dict[str, object] = {}
+    for key, pattern in value.items():
+        name = _header_name(key)
+        if name in headers:
+            raise _problem(
+                f"{_show(written[name])} and {_show(key)} are the same header; "
+                "expected each header once"
+            )
+        headers[name] = pattern
+        written[name] = key
+    return headers
+
+
+_CONDITIONS = (
+    "caller_prefixes",
+    "caller_regex",
+    "caller_country",
+    "caller_area_codes",
+    "tracking_numbers",
+    "schedule",
+    "headers",
+)
+
+
+# Lists of conditions: one value may be written without brackets; an empty list
+# would be a condition nothing meets, so it is an error.
+_ListedPrefixes = Annotated[
+    tuple[Prefix, ...], BeforeValidator(_scalar_or_list), AfterValidator(_non_empty)
+]
+_ListedCountries = Annotated[
+    tuple[Annotated[str, BeforeValidator(_country)], ...],
+    BeforeValidator(_scalar_or_list),
+    AfterValidator(_non_empty),
+]
+_ListedAreaCodes = Annotated[
+    tuple[Annotated[str, BeforeValidator(_area_code)], ...],
+    BeforeValidator(_scalar_or_list),
+    AfterValidator(_non_empty),
+]
+_ListedNumbers = Annotated[
+    tuple[E164, ...], BeforeValidator(_scalar_or_list), AfterValidator(_non_empty)
+]
 
 
 class Condition(_Model):
-    """One rule of a conditional router; every condition given must hold.
+    """One rule of a conditional router: every condition given must hold.
 
-    ``caller_prefixes``: the caller's number starts with one of them.
-    ``schedule`` and ``open``: that schedule is open (``open: true``) or closed.
+    * ``caller_prefixes``: the caller's E.164 number starts with one of them.
+    * ``caller_regex``: ``re.search`` finds it in the caller's E.164 number, or in
+      the caller as received (the From user part) when that is not a number.
+    * ``caller_country``: the caller's country calling code is one of these
+      (``"1"`` for every NANP number).
+    * ``caller_area_codes``: the caller is a NANP number with one of these area codes.
+    * ``tracking_numbers``: the call came in on one of these.
+    * ``schedule`` and ``open``: that schedule is open (``open: true``, the
+      default) or closed (``open: false``) when the call arrives.
+    * ``headers``: for each header name (case-insensitive), ``re.search`` with
+      its regex finds a match in one of that header's values.
+
+    A withheld or non-numeric caller matches none of the number conditions (only
+    ``caller_regex``, against what was received).  A rule needs at least one
+    condition: the catch-all is the router's ``default``.
     """
 
-    caller_prefixes: tuple[Prefix, ...] = ()
+    caller_prefixes: _ListedPrefixes = ()
+    caller_regex: Regex | None = None
+    caller_country: _ListedCountries = ()
+    caller_area_codes: _ListedAreaCodes = ()
+    tracking_numbers: _ListedNumbers = ()
     schedule: Text | None = None
     open: bool = True
+    headers: Annotated[FrozenMap[Regex], BeforeValidator(_headers)] = Field(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+    """Lower-case header name -> regex."""
     route: Route
+
+    _caller_pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _header_patterns: Mapping[str, re.Pattern[str]] = PrivateAttr(
+        default_factory=lambda: types.MappingProxyType({})
+    )
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Condition:
+        given = [name for name in _CONDITIONS if name in self.model_fields_set]
+        if not given:
+            raise _problem(
+                "got a rule with no condition; expected at least one condition ("
+                + ", ".join(_CONDITIONS)
+                + "); use default for the catch-all"
+            )
+        if "open" in self.model_fields_set and self.schedule is None:
+            raise _problem("has open without schedule; expected schedule: NAME with open")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.caller_regex is not None:
+            self._caller_pattern = re.compile(self.caller_regex)
+        self._header_patterns = types.MappingProxyType(
+            {name: re.compile(pattern) for name, pattern in self.headers.items()}
+        )
+
+    @property
+    def caller_pattern(self) -> re.Pattern[str] | None:
+        """``caller_regex`` compiled (None without one)."""
+        return self._caller_pattern
+
+    @property
+    def header_patterns(self) -> Mapping[str, re.Pattern[str]]:
+        """``headers`` with each regex compiled, keyed by lower-case name."""
+        return self._header_patterns
 
 
 class ConditionalRouter(_Model):
@@ -1011,6 +1302,22 @@ class TrackingNumber(_Model):
 
 
 # --------------------------------------------------------------------------
+# routing:
+
+
+class RoutingSettings(_Model):
+    """The ``routing:`` section: limits that apply to every call's routing."""
+
+    max_depth: Annotated[int, BeforeValidator(_positive_int)] = 8
+    """A chain of no-answer routes deeper than this stops (as if nothing were left)."""
+    final_status: Annotated[int, BeforeValidator(_final_status)] = 480
+    """What the caller hears when routing has nothing left to try (400-699)."""
+    max_calls: Annotated[int, BeforeValidator(_count)] = 0
+    """Calls in progress above which a new call skips routing and goes straight to
+    its tracking number's fail-safe number; 0: no limit."""
+
+
+# --------------------------------------------------------------------------
 # The whole configuration.
 
 
@@ -1025,7 +1332,7 @@ def _record(info: ValidationInfo, loc: Loc, message: str) -> None:
 
 _SECTIONS = frozenset(
     {"sip", "trunks", "schedules", "receiving_numbers", "routes", "agents", "menus", "queues"}
-    | {"geo_routers", "conditional_routers", "tracking_numbers"}
+    | {"routing", "geo_routers", "conditional_routers", "tracking_numbers"}
 )
 
 
@@ -1036,6 +1343,7 @@ class Config(_Model):
     drain_limit: Seconds = 30.0
     """Seconds SIGTERM waits for calls to finish before sending BYE to the rest."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    routing: RoutingSettings = RoutingSettings()
     trunks: tuple[Trunk, ...] = ()
     """No trunks: nobody may call (every INVITE gets 403)."""
     schedules: FrozenMap[Schedule] = Field(default_factory=lambda: types.MappingProxyType({}))
@@ -1205,9 +1513,9 @@ def _route_roots(config: Config) -> Iterator[tuple[Route, Loc]]:
         if queue.no_answer is not None:
             yield queue.no_answer, ("queues", name, "no_answer")
     for name, geo in config.geo_routers.items():
-        for index, region in enumerate(geo.regions):
-            yield region.route, ("geo_routers", name, "regions", index, "route")
-        yield geo.default, ("geo_routers", name, "default")
+        for index, location in enumerate(geo.locations):
+            yield location.route, ("geo_routers", name, "locations", index, "route")
+        yield geo.out_of_area, ("geo_routers", name, "out_of_area")
     for name, conditional in config.conditional_routers.items():
         for index, rule in enumerate(conditional.rules):
             yield rule.route, ("conditional_routers", name, "rules", index, "route")
@@ -1295,6 +1603,16 @@ def _check_references(config: Config) -> list[tuple[Loc, str]]:
                     rule.schedule,
                     config.schedules,
                 )
+            for position, number in enumerate(rule.tracking_numbers):
+                if number not in config.tracking_numbers:
+                    problems.append(
+                        (
+                            ("conditional_routers", name, "rules", index, "tracking_numbers")
+                            + (position,),
+                            f"unknown tracking number {_show(number)}; "
+                            "expected a number defined under tracking_numbers",
+                        )
+                    )
 
     problems.extend(_route_cycles(config))
     return problems

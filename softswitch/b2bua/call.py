@@ -1,14 +1,17 @@
-"""A call: one inbound leg, the outbound legs its plan rings, and what joins them.
+"""A call: one inbound leg, the outbound legs its router asks for, and what joins them.
 
 Theory of operation
 -------------------
-The call walks its plan one step at a time: every target of a step gets an outbound
-leg at once.  Provisional responses are relayed to the caller (SDP from the first
-leg that offers early media).  The first 2xx wins: the other legs get CANCEL with
-``Reason: SIP;cause=200;text="Call completed elsewhere"`` (RFC 3326), and any 2xx
-that arrives after that is ACKed and BYEd.  When every leg of a step has failed, the
-next step starts; when no step is left, the caller gets the final response the
-failures add up to (:func:`final_status`).
+The call executes its :class:`~softswitch.routing.router.Router`'s actions: a
+``Dial`` gets an outbound leg per target at once; when every leg of that dial has
+ended without an answer, the router is told how each ended and gives the next
+action, until a ``Finish`` whose status the caller gets.  A router that fails
+(raises) or finds every target unreachable turns to the tracking number's
+fail-safe number.  Provisional responses are relayed to the caller (SDP from the
+first leg that offers early media).  The first 2xx wins: the other legs get CANCEL
+with ``Reason: SIP;cause=200;text="Call completed elsewhere"`` (RFC 3326), and any
+2xx that arrives after that is ACKed and BYEd.  A final status in the route's
+hunt-stop set (6xx by default) ends the search at once, cancelling the other legs.
 
 Once answered, the caller gets 200 with the winner's SDP and the call is bridged.
 In-dialog requests (re-INVITE, UPDATE, INFO) are relayed to the other side and
@@ -20,10 +23,12 @@ the ``call_ended`` event fires exactly once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING
 
-from ..routing.plan import Plan, Target
+from ..routing.router import Action, Dial, LegResult, Outcome, Router, Target
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.transaction import ClientTransaction, InviteServerTransaction, ServerTransaction
@@ -46,28 +51,6 @@ class CallState(Enum):
     ENDED = "ended"
 
 
-def final_status(statuses: list[int]) -> int:
-    """What the caller hears when nobody answered (issue #2's mapping).
-
-    A 6xx ends the search and becomes 603; busy stays 486; a number that does not
-    exist (404, 410, 484 on every leg) is 404; server failures are 503; a transaction
-    timeout is 408; everything else (no answer, unreachable, other 4xx) is 480.
-    """
-    if not statuses:
-        return 480
-    if any(s >= 600 for s in statuses):
-        return 603
-    if 486 in statuses:
-        return 486
-    if all(s in (404, 410, 484) for s in statuses):
-        return 404
-    if all(s >= 500 for s in statuses):
-        return 503
-    if all(s == 408 for s in statuses):
-        return 408
-    return 480
-
-
 class Call:
     def __init__(
         self,
@@ -75,21 +58,21 @@ class Call:
         call_id: str,
         invite: Request,
         transaction: InviteServerTransaction,
-        plan: Plan,
+        router: Router,
         caller: str,
         now: float,
     ) -> None:
         self.service = service
         self.endpoint = service.endpoint
         self.id = call_id
-        self.plan = plan
+        self.router = router
         self.caller = caller
         self.started = now
         self.state = CallState.ROUTING
         self.inbound = InboundLeg(self, invite, transaction)
         self.outbound: list[OutboundLeg] = []
-        self.step = -1
-        self.statuses: list[int] = []
+        self.dialing: list[OutboundLeg] = []  # the legs of the router's current Dial
+        self._released: set[int] = set()  # legs no longer counted as in progress
         self.winner: OutboundLeg | None = None
         self.disposition = "in progress"
         self.hangup_by: str | None = None
@@ -143,22 +126,41 @@ class Call:
 
     # ---- routing -----------------------------------------------------------------
 
-    def start(self, now: float) -> None:
+    def start(self, now: float, overloaded: bool = False) -> None:
         self.inbound.respond(100, now)
-        self.next_step(now)
+        if overloaded:
+            self._act(self.router.fail_safe("overload: routing.max_calls reached"), now)
+        else:
+            self._act(self._route(self.router.start), now)
 
-    def next_step(self, now: float) -> None:
-        while self.step + 1 < len(self.plan.steps):
-            self.step += 1
-            started = 0
-            for target in self.plan.steps[self.step].targets:
-                if self._dial(target, now):
-                    started += 1
-            if started:
+    def _route(self, step: Callable[[], Action]) -> Action:
+        """Ask the router; if it fails, the fail-safe number takes the call."""
+        try:
+            action = step()
+        except Exception as exc:  # any failure of routing: the caller must still get a human
+            log.exception("call %s: routing failed", self.id)
+            action = self.router.fail_safe(f"routing failed: {exc}")
+        for line in self.router.trace:
+            self.log_event(f"route: {line}")
+        self.router.trace.clear()
+        return action
+
+    def _act(self, action: Action, now: float) -> None:
+        while isinstance(action, Dial):
+            self.dialing = []
+            failed: list[LegResult] = []
+            for target in action.targets:
+                leg = self._dial(target, now)
+                if leg is None:
+                    failed.append(LegResult(target.name, 503, Outcome.UNREACHABLE))
+                else:
+                    self.dialing.append(leg)
+            if self.dialing:
                 return
-        self._give_up(now)
+            action = self._route(partial(self.router.next, failed))
+        self._give_up(action.status, action.why, now)
 
-    def _dial(self, target: Target, now: float) -> bool:
+    def _dial(self, target: Target, now: float) -> OutboundLeg | None:
         leg = OutboundLeg(self, target, len(self.outbound) + 1)
         try:
             uri = parse_uri(target.uri)
@@ -168,19 +170,26 @@ class Call:
             destination, transport = destination_of(hop)
         except (SipError, ValueError) as exc:  # a target softswitch cannot reach
             self.log_event(f"cannot dial {target.name} ({target.uri}): {exc}")
-            self.statuses.append(480)
-            return False
+            return None
         invite = self.service.outbound_invite(self, leg, uri, target, transport)
         self.outbound.append(leg)
+        self.service.counters.leg_started(target.name)
         self.log_event(f"leg {leg.number} dialing {target.name} {target.uri}")
         self.service.emit("leg_dialing", self, leg)
         leg.start(invite, destination, transport, now)
-        return True
+        return leg
 
-    def _give_up(self, now: float) -> None:
-        status = final_status(self.statuses)
+    def release(self, leg: OutboundLeg) -> None:
+        """The leg no longer counts as a call in progress on its receiving number."""
+        if id(leg) not in self._released:
+            self._released.add(id(leg))
+            self.service.counters.leg_ended(leg.target.name)
+
+    def _give_up(self, status: int, why: str, now: float) -> None:
         self.disposition = {486: "busy", 480: "no answer"}.get(status, "failed")
-        self.log_event(f"no receiving number answered; answering {status}")
+        self.log_event(f"no receiving number answered ({why}); answering {status}")
+        for leg in self.outbound:
+            leg.abandon(now, None)
         self.inbound.reject(status, now)
         self.state = CallState.ENDING
         self._maybe_end(now)
@@ -201,6 +210,8 @@ class Call:
 
     def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
         self.winner = leg
+        if self.router.tags:
+            self.log_event("tags: " + ", ".join(f"{k}={v}" for k, v in self.router.tags.items()))
         self.state = CallState.ANSWERED
         self.disposition = "answered"
         for other in self.outbound:
@@ -218,21 +229,23 @@ class Call:
             self.log_event("bridged")
             self.service.emit("bridged", self)
 
-    def leg_failed(self, leg: OutboundLeg, status: int, now: float) -> None:
-        self.statuses.append(status)
-        self.log_event(f"leg {leg.number} {leg.target.name} failed: {status}")
+    def leg_failed(self, leg: OutboundLeg, status: int, outcome: Outcome, now: float) -> None:
+        self.release(leg)
+        leg.result = LegResult(leg.target.name, status, outcome)
+        self.log_event(f"leg {leg.number} {leg.target.name} failed: {status} ({outcome.value})")
         self.service.emit("leg_failed", self, leg, status)
         if self.state is not CallState.ROUTING:
             self._maybe_end(now)
             return
-        if status >= 600:
-            # A 6xx means "nowhere": stop ringing everyone (RFC 3261 §16.7 step 5 spirit).
-            for other in self.outbound:
-                other.abandon(now, None)
-            self.step = len(self.plan.steps)
-        if any(o.state in (LegState.CALLING, LegState.RINGING) for o in self.outbound):
+        if self.router.stops_hunt(status):
+            for other in self.dialing:
+                if other is not leg and other.result is None:
+                    other.abandon(now, None)
+                    other.result = LegResult(other.target.name, 487, Outcome.NO_ANSWER)
+        if any(other.result is None for other in self.dialing):
             return
-        self.next_step(now)
+        results = [other.result for other in self.dialing if other.result is not None]
+        self._act(self._route(partial(self.router.next, results)), now)
 
     def leg_finished(self, leg: OutboundLeg, now: float) -> None:
         self._maybe_end(now)
@@ -400,6 +413,8 @@ class Call:
         self.state = CallState.ENDED
         for leg in (self.inbound, *self.outbound):
             leg.close()
+        for leg in self.outbound:
+            self.release(leg)
         self.log_event(
             f"ended: {self.disposition}, {now - self.started:.1f} s"
             + (f", hangup by {self.hangup_by}" if self.hangup_by else "")

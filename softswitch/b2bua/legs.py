@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from ..routing.plan import Target
+from ..routing.router import LegResult, Outcome, Target
 from ..sip.auth import DigestChallengeError, authorization_header
 from ..sip.dialog import Dialog
 from ..sip.endpoint import Endpoint
@@ -127,6 +127,15 @@ class TwoXXRetransmitter:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
+
+
+def outcome_of(status: int) -> Outcome:
+    """How the router should read a leg's final status."""
+    if status in (486, 600):
+        return Outcome.BUSY
+    if status in (408, 480, 487):
+        return Outcome.NO_ANSWER
+    return Outcome.FAILED
 
 
 class LegBase:
@@ -275,7 +284,8 @@ class OutboundLeg(LegBase):
         self.cancel_wanted: str | None = None  # Reason to send once a 1xx arrives
         self.cancel: ClientTransaction | None = None
         self.auth_tried = False
-        self.final_status: int | None = None
+        self.result: LegResult | None = None  # how it ended, if not as the answer
+        self.silence_timer: TimerHandle | None = None
 
     def start(self, invite: Request, destination: Address, transport: str, now: float) -> None:
         self.invite = invite
@@ -286,22 +296,34 @@ class OutboundLeg(LegBase):
         self.ring_timer = self.endpoint.timers.call_at(
             now + self.target.ring_timeout, self._ring_timeout
         )
+        self.silence_timer = self.endpoint.timers.call_at(
+            now + self.target.no_provisional_timeout, self._silent
+        )
 
     def _ring_timeout(self, now: float) -> None:
         self.ring_timer = None
+        self._give_up(now, 480, Outcome.NO_ANSWER, f"no answer in {self.target.ring_timeout:g} s")
+
+    def _silent(self, now: float) -> None:
+        """Not even 100 Trying in ``no_provisional_timeout``: the target is unreachable."""
+        self.silence_timer = None
+        self._give_up(
+            now, 408, Outcome.UNREACHABLE,
+            f"no response in {self.target.no_provisional_timeout:g} s",
+        )
+
+    def _give_up(self, now: float, status: int, outcome: Outcome, why: str) -> None:
         if self.state in (LegState.CALLING, LegState.RINGING):
-            self.call.log_event(
-                f"leg {self.number} {self.target.name}: no answer in {self.target.ring_timeout:g} s"
-            )
-            self.final_status = 480
+            self.call.log_event(f"leg {self.number} {self.target.name}: {why}")
             self.abandon(now, None)
-            self.call.leg_failed(self, 480, now)
+            self.call.leg_failed(self, status, outcome, now)
 
     def abandon(self, now: float, reason: str | None) -> None:
         """Stop ringing this leg: CANCEL now, or as soon as a 1xx allows it (§9.1)."""
         self._stop_ring_timer()
         if self.state not in (LegState.CALLING, LegState.RINGING):
             return
+        self.call.release(self)
         self.state = LegState.ENDING
         if self.provisional:
             self._send_cancel(reason, now)
@@ -315,9 +337,10 @@ class OutboundLeg(LegBase):
         self.call.track(self.cancel, self)
 
     def _stop_ring_timer(self) -> None:
-        if self.ring_timer is not None:
-            self.ring_timer.cancel()
-            self.ring_timer = None
+        for timer in (self.ring_timer, self.silence_timer):
+            if timer is not None:
+                timer.cancel()
+        self.ring_timer = self.silence_timer = None
 
     def on_response(self, transaction: ClientTransaction, response: Response, now: float) -> None:
         if transaction is self.cancel or transaction is self.bye:
@@ -332,6 +355,9 @@ class OutboundLeg(LegBase):
         status = response.status
         if status < 200:
             self.provisional = True
+            if self.silence_timer is not None:
+                self.silence_timer.cancel()
+                self.silence_timer = None
             if self.cancel_wanted is not None:
                 self._send_cancel(self.cancel_wanted, now)
             elif status > 100 and self.state in (LegState.CALLING, LegState.RINGING):
@@ -344,12 +370,11 @@ class OutboundLeg(LegBase):
         if status in (401, 407) and self._retry_with_credentials(response, now):
             return
         self._stop_ring_timer()
-        self.final_status = status
         was_live = self.state in (LegState.CALLING, LegState.RINGING)
         self.state = LegState.FAILED
         self.call.untrack(transaction)
         if was_live:
-            self.call.leg_failed(self, status, now)  # the call may end here
+            self.call.leg_failed(self, status, outcome_of(status), now)  # may end the call
         else:
             self._finished(now)
 
@@ -436,10 +461,10 @@ class OutboundLeg(LegBase):
         if transaction is self.transaction:
             self._stop_ring_timer()
             was_live = self.state in (LegState.CALLING, LegState.RINGING)
-            self.final_status = 408
             self.state = LegState.FAILED
             if was_live:
-                self.call.leg_failed(self, 408, now)  # the call may end here
+                # Timer B only runs until the first response: nothing ever came back.
+                self.call.leg_failed(self, 408, Outcome.UNREACHABLE, now)  # may end the call
             else:
                 self._finished(now)
         elif transaction is self.bye:

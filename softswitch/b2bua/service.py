@@ -11,14 +11,18 @@ events are emitted on ``events`` (a pyee EventEmitter): ``call_started``,
 
 from __future__ import annotations
 
+import datetime
 import logging
 import random
+from collections.abc import Callable
 from urllib.parse import quote
 
 from pyee import EventEmitter
 
 from ..config import Config, TrackingNumber
-from ..routing.plan import RoutingError, Target, plan_call
+from ..routing.conditions import CallFacts
+from ..routing.counters import InMemoryCounters, LiveCounters
+from ..routing.router import Router, Target
 from ..sip.dialog import DialogId
 from ..sip.e164 import NumberError, normalize
 from ..sip.endpoint import Endpoint, EndpointConfig
@@ -38,9 +42,17 @@ log = logging.getLogger("softswitch.b2bua")
 
 class B2BUA:
     def __init__(
-        self, config: Config, endpoint_config: EndpointConfig, rng: random.Random | None = None
+        self,
+        config: Config,
+        endpoint_config: EndpointConfig,
+        rng: random.Random | None = None,
+        counters: LiveCounters | None = None,
+        wall_clock: Callable[[], datetime.datetime] | None = None,
     ) -> None:
         self.config = config
+        self.counters: LiveCounters = counters if counters is not None else InMemoryCounters()
+        # Wall-clock time for schedules (hours); loop time ``now`` is monotonic.
+        self.wall_clock = wall_clock or (lambda: datetime.datetime.now(datetime.UTC))
         self.endpoint = Endpoint(endpoint_config, self, rng=rng)
         self.events = EventEmitter()
         self.calls: dict[str, Call] = {}
@@ -140,22 +152,24 @@ class B2BUA:
         if tracking is None:
             self._refuse(txn, request, 404, now, "Not Found (not a tracking number)")
             return
-        try:
-            plan = plan_call(self.config, tracking)
-        except RoutingError as exc:
-            log.error("routing %s failed: %s", tracking.number, exc)
-            self._refuse(txn, request, 500, now, "Routing Error")
-            return
-        for kind in plan.unsupported:
-            log.warning("tracking number %s: route kind %s is not built yet", tracking.number, kind)
-        call_id = self.endpoint.new_id()
         caller = _caller(request)
-        call = Call(self, call_id, request, txn, plan, caller, now)
+        facts = CallFacts(
+            tracking_number=tracking.number,
+            caller=caller,
+            caller_e164=_e164_or_none(caller),
+            headers=_headers_of(request),
+            at=self.wall_clock(),
+        )
+        router = Router(self.config, tracking, facts, self.counters)
+        max_calls = self.config.routing.max_calls
+        overloaded = max_calls > 0 and len(self.calls) >= max_calls
+        call_id = self.endpoint.new_id()
+        call = Call(self, call_id, request, txn, router, caller, now)
         self.calls[call_id] = call
         self._by_invite[id(txn)] = call
         call.log_event(f"from {caller} to tracking number {tracking.number} ({tracking.label})")
         self.events.emit("call_started", call)
-        call.start(now)
+        call.start(now, overloaded)
 
     def _tracking_number(self, request: Request) -> TrackingNumber | None:
         uri = request.uri
@@ -182,9 +196,13 @@ class B2BUA:
         inbound = call.inbound.invite
         host = self.endpoint.config.local[transport][0]
         host = f"[{host}]" if ":" in host else host
-        display = inbound.from_.display_name
+        # The receiving phone shows the caller's number, or the tracking number dialled
+        # when the receiving number asks for it (caller_id: tracking).
+        tracking_number = call.router.tracking.number
+        shown = tracking_number if target.present_tracking_number else call.caller
+        display = None if target.present_tracking_number else inbound.from_.display_name
         from_addr = NameAddr(
-            SipUri("sip", host, _user_part(call.caller)),
+            SipUri("sip", host, _user_part(shown)),
             quote_string(display) if display else None,
             (("tag", self.endpoint.new_id()),),
         )
@@ -199,6 +217,9 @@ class B2BUA:
         headers.set("contact", self.endpoint.contact(transport))
         if target.proxy is not None:
             headers.set("route", f"<{target.proxy};lr>")
+        if target.diversion:
+            # RFC 5806: the call was diverted from the tracking number.
+            headers.set("diversion", f"<sip:{tracking_number}@{host}>;reason=unconditional")
         headers.set("allow", ", ".join(self.endpoint.config.allow))
         content_type = inbound.headers.get("content-type")
         if inbound.body and content_type:
@@ -257,6 +278,21 @@ def _caller(request: Request) -> str:
     if isinstance(uri, TelUri):
         return uri.number
     return "anonymous"
+
+
+def _e164_or_none(caller: str) -> str | None:
+    try:
+        return normalize(caller)
+    except NumberError:
+        return None
+
+
+def _headers_of(request: Request) -> dict[str, tuple[str, ...]]:
+    """The INVITE's header fields for conditional routing, lower-case names."""
+    values: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        values.setdefault(name.lower(), []).append(value)
+    return {name: tuple(v) for name, v in values.items()}
 
 
 def _user_part(caller: str) -> str:

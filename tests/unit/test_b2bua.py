@@ -334,7 +334,8 @@ LONG_RING = """
 sip: {listen: ["udp:127.0.0.1:5060"]}
 trunks: [{name: lab, networks: ["127.0.0.0/8"]}]
 receiving_numbers:
-  R1: {number: "+1 415 555 0101", uri: "sip:+14155550101@127.0.0.1:5071", ring_timeout: 60}
+  R1: {number: "+1 415 555 0101", uri: "sip:+14155550101@127.0.0.1:5071", ring_timeout: 60,
+       no_provisional_timeout: 60}
 tracking_numbers:
   "+1 800 555 0100": {route: {dial: [R1]}}
 """
@@ -350,6 +351,19 @@ def test_timer_b_on_the_r1_leg(scenario: Any) -> None:
     assert [(x.time, x.status) for x in finals] == [(32.0, 408)]
     assert s.b2bua.stats()["tracked_transactions"] == 0
     s.ack_non2xx(finals[0], 32.1)
+    s.finish()
+
+
+def test_a_silent_target_is_abandoned_after_no_provisional_timeout(scenario: Any) -> None:
+    """Not even 100 Trying in 5 s (the default): unreachable, the caller gets 408 at 5.0."""
+    s = scenario(config=parse_config(LONG_RING.replace("no_provisional_timeout: 60", "")))
+    s.invite(0.0)
+    s.wire.advance(4.99)
+    assert [x.status for x in s.to_caller()] == [100]
+    sent = s.wire.advance(5.0)
+    finals = [x for x in s.to_caller(sent) if x.is_response]
+    assert [(x.time, x.status) for x in finals] == [(5.0, 408)]
+    s.ack_non2xx(finals[0], 5.1)
     s.finish()
 
 

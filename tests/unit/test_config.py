@@ -19,17 +19,24 @@ import pytest
 import yaml
 
 from softswitch.config import (
+    US_STATES,
     AgentRoute,
+    Condition,
+    ConditionalRoute,
     Config,
     ConfigError,
     DialExtension,
     DialRoute,
+    GeoLocation,
+    GeoRoute,
     Listen,
     MenuRoute,
     Pattern,
     QueueRoute,
     ReceivingNumber,
     RouteRef,
+    RoutingSettings,
+    calling_code,
     load_config,
     parse_config,
 )
@@ -121,6 +128,8 @@ R123 = ("R1", "R2", "R3")
         ("+18005550110", AgentRoute(agent="alice", fallback=_dial(("R1",)))),
         ("+18005550111", MenuRoute(menu="lab-menu")),
         ("+18005550112", QueueRoute(queue="lab-queue")),
+        ("+18005550113", GeoRoute(geo_router="lab-geo")),
+        ("+18005550114", ConditionalRoute(conditional_router="lab-rules")),
     ],
 )
 def test_lab_tracking_routes(lab: Config, number: str, route: object) -> None:
@@ -161,6 +170,23 @@ def test_lab_agents_menu_queue(lab: Config) -> None:
     assert queue.members == ("alice", "bob") and queue.strategy is Pattern.ROUND_ROBIN
     assert (queue.ring_timeout, queue.max_wait, queue.no_answer) == (10.0, 60.0, _dial(("R3",)))
     assert queue.hold_music == PROJECT / "conf/audio/lab-hold.wav"
+
+
+def test_lab_geo_and_conditional_routers(lab: Config) -> None:
+    geo = lab.geo_routers["lab-geo"]
+    assert [(loc.name, loc.state, loc.route) for loc in geo.locations] == [
+        ("west", "CA", _dial(("R1",))),
+        ("east", "NY", _dial(("R2",))),
+    ]
+    assert all(loc.latitude is None and loc.longitude is None for loc in geo.locations)
+    assert (geo.out_of_area, geo.max_distance_km) == (_dial(("R3",)), None)
+    rules = lab.conditional_routers["lab-rules"]
+    assert [(rule.caller_prefixes, dict(rule.headers), rule.route) for rule in rules.rules] == [
+        (("+1415",), {}, _dial(("R1",))),
+        ((), {"x-lab-route": "^r2$"}, _dial(("R2",))),
+    ]
+    assert rules.default == _dial(("R3",))
+    assert lab.routing == RoutingSettings(max_depth=8, final_status=480, max_calls=0)
 
 
 def test_lab_loads_from_any_working_directory(
@@ -335,6 +361,102 @@ def test_shorthands() -> None:
     )
 
 
+def test_routing_settings_and_hunt_stop() -> None:
+    config = parse_config(
+        BASE
+        + "routing: {max_depth: 3, final_status: 486, max_calls: 100}\n"
+        + "routes:\n  a: {dial: R1, hunt_stop: 486}\n  b: {dial: R1, hunt_stop: []}\n"
+    )
+    assert config.routing == RoutingSettings(max_depth=3, final_status=486, max_calls=100)
+    assert config.routes["a"] == _dial(("R1",)).model_copy(update={"hunt_stop": (486,)})
+    assert isinstance(config.routes["b"], DialRoute) and config.routes["b"].hunt_stop == ()
+    assert _dial(("R1",)).hunt_stop == (600, 603, 604, 606)
+    assert parse_config(BASE + "routing:\n").routing == RoutingSettings()
+
+
+def test_geo_router_model() -> None:
+    config = parse_config(
+        BASE
+        + textwrap.dedent("""
+        geo_routers:
+          stores:
+            locations:
+              - {name: san-francisco, latitude: 37.77, longitude: -122.42, route: {dial: [R1]}}
+              - {name: new-york, state: ny, route: {dial: [R2]}}
+              - {name: null-island, latitude: 0, longitude: 180, route: {dial: [R2]}}
+            out_of_area: {dial: [R1]}
+            max_distance_km: 1500
+    """)
+    )
+    stores = config.geo_routers["stores"]
+    assert stores.locations[0] == GeoLocation(
+        name="san-francisco", latitude=37.77, longitude=-122.42, route=_dial(("R1",))
+    )
+    assert stores.locations[1].state == "NY"  # held in upper case
+    assert (stores.locations[2].latitude, stores.locations[2].longitude) == (0.0, 180.0)
+    assert stores.max_distance_km == 1500.0
+    assert len(US_STATES) == 51 and {"CA", "NY", "DC"} <= US_STATES and "PR" not in US_STATES
+
+
+def test_condition_model() -> None:
+    config = parse_config(
+        BASE
+        + textwrap.dedent("""
+        schedules: {office: {timezone: America/New_York}}
+        conditional_routers:
+          c:
+            rules:
+              - {caller_prefixes: "+1 415", route: {dial: [R1]}}
+              - {caller_regex: '^\\+44', route: {dial: [R1]}}
+              - caller_country: 44
+                caller_area_codes: [212, "646"]
+                tracking_numbers: "1 (800) 555-0100"
+                schedule: office
+                open: false
+                headers: {X-Campaign: "^spring", User-Agent: Acme}
+                route: {dial: [R2]}
+              - {caller_country: ["1", "+353"], route: {dial: [R2]}}
+            default: {dial: [R2]}
+    """)
+    )
+    rules = config.conditional_routers["c"].rules
+    assert rules[0].caller_prefixes == ("+1415",)
+    assert rules[1].caller_regex == r"^\+44"
+    assert rules[1].caller_pattern is not None and rules[1].caller_pattern.search("+447700900")
+    assert rules[2].caller_country == ("44",)
+    assert rules[2].caller_area_codes == ("212", "646")
+    assert rules[2].tracking_numbers == ("+18005550100",)
+    assert (rules[2].schedule, rules[2].open) == ("office", False)
+    assert dict(rules[2].headers) == {"x-campaign": "^spring", "user-agent": "Acme"}
+    assert set(rules[2].header_patterns) == {"x-campaign", "user-agent"}
+    assert rules[2].header_patterns["x-campaign"].search("spring-2025")
+    assert rules[3].caller_country == ("1", "353")
+    assert rules[0].caller_pattern is None and dict(rules[0].header_patterns) == {}
+    with pytest.raises(TypeError):
+        rules[2].headers["x-other"] = "x"  # type: ignore[index]
+    dumped = rules[2].model_dump(by_alias=True, exclude_defaults=True)
+    assert Condition.model_validate(dumped) == rules[2]  # compiled patterns compare too
+
+
+@pytest.mark.parametrize(
+    ("number", "code"),
+    [
+        ("+14155550100", "1"),
+        ("+442079460000", "44"),
+        ("+35312345678", "353"),
+        ("+79161234567", "7"),
+        ("1 800 555 0100", "1"),
+    ],
+)
+def test_calling_code(number: str, code: str) -> None:
+    assert calling_code(number) == code
+
+
+def test_calling_code_rejects_non_numbers() -> None:
+    with pytest.raises(ValueError, match="expected an E.164 number"):
+        calling_code("anonymous")
+
+
 def test_models_build_from_python_names() -> None:
     receiving = ReceivingNumber(name="R1", number="+1 415 555 0101", uri="sip:r1@127.0.0.1")
     assert receiving.number == "+14155550101"
@@ -369,6 +491,21 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
     assert problems and all(line.startswith(f"{path}: ") for line in problems)
     assert all("; expected " in line for line in problems)
     return problems
+
+
+def _geo(locations: str, extra: str = "") -> str:
+    return (
+        BASE
+        + f"geo_routers: {{g: {{locations: [{locations}], out_of_area: {{dial: [R2]}}{extra}}}}}\n"
+    )
+
+
+def _rules(*rules: str, extra: str = "") -> str:
+    return (
+        BASE
+        + extra
+        + f"conditional_routers: {{c: {{rules: [{', '.join(rules)}], default: {{dial: [R2]}}}}}}\n"
+    )
 
 
 BROKEN: list[tuple[str, str, list[str]]] = [
@@ -670,18 +807,221 @@ BROKEN: list[tuple[str, str, list[str]]] = [
         ['queues.q.members[1]: unknown agent "yan"; expected one of: zoe'],
     ),
     (
-        "bad geo prefix",
+        "old geo router shape",
         BASE
-        + "geo_routers: {g: {regions: [{prefixes: ['0044'], route: {dial: [R1]}}],"
+        + "geo_routers: {g: {regions: [{prefixes: ['+44'], route: {dial: [R1]}}],"
         + " default: {dial: [R2]}}}\n",
-        ['geo_routers.g.regions[0].prefixes[0]: got "0044"; expected an E.164 number prefix'],
+        [
+            "geo_routers.g.locations: required key is missing",
+            "geo_routers.g.regions: unknown key; expected one of: locations, out_of_area",
+        ],
     ),
     (
-        "unknown schedule in condition",
-        BASE
-        + "conditional_routers: {c: {rules: [{schedule: x, route: {dial: [R1]}}],"
-        + " default: {dial: [R2]}}}\n",
+        "geo location with both lat/long and state",
+        _geo("{name: a, latitude: 1, longitude: 2, state: NY, route: {dial: [R1]}}"),
+        [
+            "geo_routers.g.locations[0]: has both latitude/longitude and state; "
+            "expected either latitude and longitude, or state"
+        ],
+    ),
+    (
+        "geo location with neither",
+        _geo("{name: a, route: {dial: [R1]}}"),
+        ["geo_routers.g.locations[0]: has neither latitude/longitude nor state"],
+    ),
+    (
+        "geo location latitude without longitude",
+        _geo("{name: a, latitude: 1, route: {dial: [R1]}}"),
+        [
+            "geo_routers.g.locations[0]: has latitude without longitude; "
+            "expected both latitude and longitude"
+        ],
+    ),
+    (
+        "geo latitude out of range",
+        _geo("{name: a, latitude: 91, longitude: 2, route: {dial: [R1]}}"),
+        [
+            "geo_routers.g.locations[0].latitude: got 91; "
+            "expected a latitude in decimal degrees, -90 to 90"
+        ],
+    ),
+    (
+        "geo longitude not a number",
+        _geo("{name: a, latitude: 1, longitude: east, route: {dial: [R1]}}"),
+        ['geo_routers.g.locations[0].longitude: got "east"; expected a longitude'],
+    ),
+    (
+        "bad state",
+        _geo("{name: a, state: PR, route: {dial: [R1]}}"),
+        ['geo_routers.g.locations[0].state: got "PR"; expected a two-letter US state or DC code'],
+    ),
+    (
+        "duplicate location name",
+        _geo(
+            "{name: a, state: NY, route: {dial: [R1]}}, {name: a, state: CA, route: {dial: [R2]}}"
+        ),
+        ['geo_routers.g.locations: "a" is listed twice; expected each name once'],
+    ),
+    (
+        "no locations",
+        _geo(""),
+        ["geo_routers.g.locations: got an empty list; expected at least one entry"],
+    ),
+    (
+        "bad max distance",
+        _geo("{name: a, state: NY, route: {dial: [R1]}}", ", max_distance_km: 0"),
+        ["geo_routers.g.max_distance_km: got 0; expected a distance in kilometres > 0"],
+    ),
+    (
+        "unknown receiving number in geo router",
+        _geo("{name: a, state: NY, route: {dial: [R9]}}").replace(
+            "out_of_area: {dial: [R2]}", "out_of_area: {dial: [R8]}"
+        ),
+        [
+            'geo_routers.g.locations[0].route.dial[0]: unknown receiving number "R9"',
+            'geo_routers.g.out_of_area.dial[0]: unknown receiving number "R8"',
+        ],
+    ),
+    (
+        "bad regex",
+        _rules("{caller_regex: '(+44', route: {dial: [R1]}}"),
+        [
+            'conditional_routers.c.rules[0].caller_regex: got "(+44", which is not a valid '
+            "regular expression (nothing to repeat at position 1); "
+            "expected a Python regular expression"
+        ],
+    ),
+    (
+        "bad header regex",
+        _rules("{headers: {X-Campaign: '[spring'}, route: {dial: [R1]}}"),
+        [
+            'conditional_routers.c.rules[0].headers.x-campaign: got "[spring", which is not '
+            "a valid regular expression"
+        ],
+    ),
+    (
+        "bad header name",
+        _rules("{headers: {'X Campaign': spring}, route: {dial: [R1]}}"),
+        ['conditional_routers.c.rules[0].headers: got "X Campaign"; expected a SIP header name'],
+    ),
+    (
+        "header named twice",
+        _rules("{headers: {X-Campaign: a, x-campaign: b}, route: {dial: [R1]}}"),
+        [
+            'conditional_routers.c.rules[0].headers: "X-Campaign" and "x-campaign" are the '
+            "same header; expected each header once"
+        ],
+    ),
+    (
+        "empty rule",
+        _rules("{route: {dial: [R1]}}"),
+        [
+            "conditional_routers.c.rules[0]: got a rule with no condition; "
+            "expected at least one condition (caller_prefixes,",
+            "; use default for the catch-all",
+        ],
+    ),
+    (
+        "open alone is no condition",
+        _rules("{open: false, route: {dial: [R1]}}"),
+        ["conditional_routers.c.rules[0]: got a rule with no condition"],
+    ),
+    (
+        "open without schedule",
+        _rules("{caller_prefixes: ['+1'], open: false, route: {dial: [R1]}}"),
+        [
+            "conditional_routers.c.rules[0]: has open without schedule; "
+            "expected schedule: NAME with open"
+        ],
+    ),
+    (
+        "empty condition list",
+        _rules("{caller_prefixes: [], route: {dial: [R1]}}"),
+        ["conditional_routers.c.rules[0].caller_prefixes: got an empty list"],
+    ),
+    (
+        "bad caller prefix",
+        _rules("{caller_prefixes: ['0044'], route: {dial: [R1]}}"),
+        [
+            'conditional_routers.c.rules[0].caller_prefixes[0]: got "0044"; '
+            "expected an E.164 number prefix"
+        ],
+    ),
+    (
+        "country code that is not one",
+        _rules("{caller_country: ['12', '4', 'uk'], route: {dial: [R1]}}"),
+        [
+            'caller_country[0]: got "12", which is not a country calling code '
+            "(numbers starting +12 have code 1); expected an ITU country calling code",
+            'caller_country[1]: got "4", which is not a country calling code; expected',
+            'caller_country[2]: got "uk"; expected an ITU country calling code of 1 to 3 digits',
+        ],
+    ),
+    (
+        "bad area code",
+        _rules("{caller_area_codes: ['21', 112], route: {dial: [R1]}}"),
+        [
+            'caller_area_codes[0]: got "21"; expected a NANP area code: 3 digits, the first 2-9',
+            "caller_area_codes[1]: got 112; expected a NANP area code",
+        ],
+    ),
+    (
+        "bad tracking number in rule",
+        _rules("{tracking_numbers: ['800-FLOWERS'], route: {dial: [R1]}}"),
+        ['rules[0].tracking_numbers[0]: "800-FLOWERS" contains letters'],
+    ),
+    (
+        "unknown tracking number in rule",
+        _rules("{tracking_numbers: ['+1 800 555 0199'], route: {dial: [R1]}}"),
+        [
+            "conditional_routers.c.rules[0].tracking_numbers[0]: unknown tracking number "
+            '"+18005550199"; expected a number defined under tracking_numbers'
+        ],
+    ),
+    (
+        "unknown schedule in a rule",
+        _rules("{schedule: x, route: {dial: [R1]}}"),
         ['conditional_routers.c.rules[0].schedule: unknown schedule "x"'],
+    ),
+    (
+        "unknown route in a rule",
+        _rules(
+            "{caller_prefixes: ['+1'], route: {dial: [R9]}}",
+            "{schedule: s, route: {route: nope}}",
+            extra="schedules: {s: {}}\n",
+        ),
+        [
+            'conditional_routers.c.rules[0].route.dial[0]: unknown receiving number "R9"',
+            'conditional_routers.c.rules[1].route.route: unknown route "nope"',
+        ],
+    ),
+    (
+        "bad hunt_stop",
+        BASE.replace("{dial: [R1]}", "{dial: [R1], hunt_stop: [603, 200, 700, busy]}"),
+        [
+            "route.hunt_stop[1]: got 200; expected a SIP final status other than 2xx, 300-699",
+            "route.hunt_stop[2]: got 700; expected a SIP final status",
+            'route.hunt_stop[3]: got "busy"; expected a SIP final status',
+        ],
+    ),
+    (
+        "hunt_stop repeats",
+        BASE.replace("{dial: [R1]}", "{dial: [R1], hunt_stop: [603, 603]}"),
+        ["route.hunt_stop: 603 is listed twice; expected each status once"],
+    ),
+    (
+        "final_status 200",
+        BASE + "routing: {final_status: 200}\n",
+        ["routing.final_status: got 200; expected a SIP failure status, 400-699"],
+    ),
+    (
+        "bad routing limits",
+        BASE + "routing: {max_depth: 0, max_calls: -1, max_dept: 3}\n",
+        [
+            "routing.max_depth: got 0; expected a whole number > 0",
+            "routing.max_calls: got -1; expected a whole number >= 0",
+            "routing.max_dept: unknown key (did you mean max_depth?)",
+        ],
     ),
 ]
 
