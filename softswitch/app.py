@@ -5,7 +5,9 @@ after ``drain_limit`` seconds whatever is left is ended (BYE, or CANCEL and 503 
 calls still ringing); the process then exits 0.  SIGHUP reloads the config: a config
 that does not validate is refused with the reason and the old one stays; calls in
 progress keep the plan they started with.  SIGUSR1 logs one line of live counts
-(calls, transactions, dialogs, timers, tasks) as JSON, for leak checks.
+(calls, transactions, dialogs, timers, tasks) as JSON, for leak checks, and one of
+the endpoint's event counters (parse errors, stray responses, absorbed
+retransmissions, transaction timeouts).
 """
 
 from __future__ import annotations
@@ -133,3 +135,4 @@ class App:
         counts = b2bua.stats()
         counts["tasks"] = len(asyncio.all_tasks())
         log.info("stats %s", json.dumps(counts, sort_keys=True))
+        log.info("counters %s", json.dumps(b2bua.endpoint.counters, sort_keys=True))

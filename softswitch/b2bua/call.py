@@ -28,12 +28,13 @@ from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ..config import Credentials
 from ..routing.router import Action, Dial, LegResult, Outcome, Router, Target
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.transaction import ClientTransaction, InviteServerTransaction, ServerTransaction
 from ..sip.uri import SipUri, parse_uri
-from .legs import Credentials, InboundLeg, Leg, LegState, OutboundLeg, destination_of
+from .legs import InboundLeg, Leg, LegState, OutboundLeg, destination_of
 
 if TYPE_CHECKING:
     from .service import B2BUA

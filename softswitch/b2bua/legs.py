@@ -11,7 +11,6 @@ methods; the call decides what that means for the other side.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -38,13 +37,6 @@ class LegState(Enum):
     ENDING = "ending"  # CANCEL or BYE under way
     FAILED = "failed"  # ended without being answered
     ENDED = "ended"  # ended after being answered
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    username: str
-    password: str
-    realm: str | None = None
 
 
 def destination_of(uri: SipUri) -> tuple[Address, str]:

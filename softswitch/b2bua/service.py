@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from pyee import EventEmitter
 
-from ..config import Config, TrackingNumber
+from ..config import Config, Credentials, TrackingNumber
 from ..routing.conditions import CallFacts
 from ..routing.counters import InMemoryCounters, LiveCounters
 from ..routing.router import Router, Target
@@ -35,7 +35,7 @@ from ..sip.transaction import (
 )
 from ..sip.uri import NameAddr, SipUri, TelUri, quote_string
 from .call import Call
-from .legs import Credentials, InboundLeg, Leg, OutboundLeg
+from .legs import InboundLeg, Leg, OutboundLeg
 
 log = logging.getLogger("softswitch.b2bua")
 
@@ -230,9 +230,8 @@ class B2BUA:
         if target.trunk is None:
             return None
         for trunk in self.config.trunks:
-            if trunk.name == target.trunk and trunk.credentials is not None:
-                c = trunk.credentials
-                return Credentials(c.username, c.password, c.realm)
+            if trunk.name == target.trunk:
+                return trunk.credentials
         return None
 
     def track(self, transaction: ClientTransaction, call: Call, leg: Leg) -> None:
