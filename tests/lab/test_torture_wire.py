@@ -9,33 +9,24 @@ tests/unit/test_torture_*.py.)
 
 from __future__ import annotations
 
-import csv
 import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from torture_corpus import TORTURE, index_rows
 
 if TYPE_CHECKING:
     from conftest import Softswitch
 
 pytestmark = pytest.mark.lab
 
-TORTURE = Path(__file__).resolve().parents[2].parent / "shared" / "sip-torture"
 SOFTSWITCH = ("127.0.0.1", 5060)
 
 
 def torture_files() -> list[Path]:
-    index = TORTURE / "INDEX.tsv"
-    if not index.exists():
-        pytest.fail(f"the torture corpus is missing: {index}")
-    with index.open(newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    files = [TORTURE / row["file"] for row in rows if row.get("file")]
-    missing = [str(p) for p in files if not p.exists()]
-    assert not missing, f"INDEX.tsv lists files that are not there: {missing}"
-    return files
+    return [TORTURE / row["file"] for row in index_rows()]
 
 
 def drain(sock: socket.socket, quiet: float) -> list[bytes]:

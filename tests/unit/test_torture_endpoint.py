@@ -10,33 +10,19 @@ the ``preferred_udp`` / ``preferred_tcp`` column: ``any`` = anything or nothing,
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Any
 
 import pytest
+from torture_corpus import TORTURE, index_rows
 
 from softswitch.sip.errors import ParseError
 from softswitch.sip.message import Response, StreamFramer
 from softswitch.sip.uri import strip_brackets
 
-TORTURE = Path(__file__).resolve().parents[2].parent / "shared" / "sip-torture"
 SOURCE = ("127.0.0.1", 5099)
 
 
-def _rows() -> list[dict[str, str]]:
-    index = TORTURE / "INDEX.tsv"
-    if not index.is_file():
-        # Never skip: without the corpus these tests would pass vacuously.
-        raise RuntimeError(
-            f"SIP torture corpus missing: expected {index} (shared/sip-torture beside the "
-            "project root, with the RFC 4475/5118 messages and INDEX.tsv)"
-        )
-    with index.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
-ROWS = _rows()
+ROWS = index_rows()
 
 
 def test_corpus_is_there() -> None:

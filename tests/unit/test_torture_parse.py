@@ -12,10 +12,8 @@ itself can produce it: 400 (malformed) or 505 (version).
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
+from torture_corpus import TORTURE, index_rows
 
 from softswitch.sip.errors import ParseError
 from softswitch.sip.message import (
@@ -28,24 +26,11 @@ from softswitch.sip.message import (
 )
 from softswitch.sip.uri import SipUri
 
-TORTURE = Path(__file__).resolve().parents[2].parent / "shared" / "sip-torture"
 PARSER_CODES = {400, 505}  # what parse_message itself answers (513 needs a huge message)
 RESPONSES = {"unreason.dat", "noreason.dat", "scalarlg.dat", "bigcode.dat", "bcast.dat"}
 
 
-def _load_index() -> list[dict[str, str]]:
-    index = TORTURE / "INDEX.tsv"
-    if not index.is_file():
-        # Never skip: without the corpus these tests would pass vacuously.
-        raise RuntimeError(
-            f"SIP torture corpus missing: expected {index} (the shared/sip-torture folder "
-            "beside the project root, holding the RFC 4475/5118 messages and INDEX.tsv)"
-        )
-    with index.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
-ROWS = _load_index()
+ROWS = index_rows()
 
 
 def allowed(verdict_column: str) -> tuple[set[int], bool, bool]:
