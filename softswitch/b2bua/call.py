@@ -29,7 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..config import Credentials
-from ..routing.router import Action, Dial, LegResult, Outcome, Router, Target
+from ..routing.router import Action, Dial, Finish, LegResult, Outcome, Router, Target
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.transaction import ClientTransaction, InviteServerTransaction, ServerTransaction
@@ -130,17 +130,23 @@ class Call:
     def start(self, now: float, overloaded: bool = False) -> None:
         self.inbound.respond(100, now)
         if overloaded:
-            self._act(self.router.fail_safe("overload: routing.max_calls reached"), now)
+            step = partial(self.router.fail_safe, "overload: routing.max_calls reached")
+            self._act(self._route(step), now)
         else:
             self._act(self._route(self.router.start), now)
 
     def _route(self, step: Callable[[], Action]) -> Action:
-        """Ask the router; if it fails, the fail-safe number takes the call."""
+        """Ask the router; if it fails, the fail-safe number takes the call; if even that
+        cannot be dialled, the caller still gets a final answer (503)."""
         try:
             action = step()
         except Exception as exc:  # any failure of routing: the caller must still get a human
             log.exception("call %s: routing failed", self.id)
-            action = self.router.fail_safe(f"routing failed: {exc}")
+            try:
+                action = self.router.fail_safe(f"routing failed: {exc}")
+            except Exception:
+                log.exception("call %s: the fail-safe number cannot be dialled", self.id)
+                action = Finish(503, "routing and the fail-safe number both failed")
         for line in self.router.trace:
             self.log_event(f"route: {line}")
         self.router.trace.clear()

@@ -248,8 +248,9 @@ class Router:
     def fail_safe(self, why: str) -> Action:
         name = self.tracking.fail_safe
         if name is None or self._fail_safe_used:
-            return self._finish(503 if why.startswith("overload") else final_status(
-                self._statuses, self.config.routing.final_status), f"{why}; no fail-safe left")
+            # Routing could not be followed and nobody is left to take the call:
+            # 503 tells a carrier it may try another route.
+            return self._finish(503, f"{why}; no fail-safe number left")
         self._fail_safe_used = True
         self._agenda.clear()
         self._dialed.add(name)
@@ -286,7 +287,8 @@ class Router:
             self._agenda.pop()
             if frame.no_answer is not None:
                 self._enter(frame.no_answer, f"{frame.key}.no_answer", frame.depth + 1)
-        if self._statuses and not self._reached_someone and self.tracking.fail_safe:
+        unreachable = self._statuses and not self._reached_someone
+        if unreachable and self.tracking.fail_safe and not self._fail_safe_used:
             return self.fail_safe("every target was unreachable")
         return self._finish(
             final_status(self._statuses, self.config.routing.final_status), "nothing left to try"
