@@ -409,27 +409,40 @@ class Call:
     # ---- the end -----------------------------------------------------------------
 
     def _maybe_end(self, now: float) -> None:
-        """End the call once every leg is done and no transaction is awaited."""
-        if self.state is not CallState.ENDING:
-            return
+        """End the call once every leg is done and no transaction is awaited.
+
+        A leg abandoned before any provisional response may not be cancelled yet
+        (§9.1: CANCEL waits for a 1xx) and can take until Timer B to finish.  It does not
+        hold the call up: the call ends without it (its dialogs go, it stops counting
+        as a call in progress) and lingers only as that leg, which still CANCELs a late
+        1xx and ACKs and BYEs a late 2xx.  The call is forgotten once it is done too.
+        """
         done = (LegState.FAILED, LegState.ENDED)
-        if self.inbound.state not in done or self.pending:
-            return
-        if any(leg.state not in done for leg in self.outbound):
-            return
-        self.state = CallState.ENDED
-        for leg in (self.inbound, *self.outbound):
-            leg.close()
-        for leg in self.outbound:
-            self.release(leg)
-        self.log_event(
-            f"ended: {self.disposition}, {now - self.started:.1f} s"
-            + (f", hangup by {self.hangup_by}" if self.hangup_by else "")
-        )
-        self.service.call_ended(self, now)
-        # Calls and legs point at each other; cutting the links lets reference counting
-        # free a finished call at once instead of leaving cycles for the garbage
-        # collector, whose full passes over many live transactions pause the loop.
-        for leg in (self.inbound, *self.outbound):
-            leg.detach()
-        self.relays.clear()
+        silent = [leg for leg in self.outbound if leg.awaiting_provisional]
+        awaited = self.pending - {id(leg.transaction) for leg in silent}
+        if self.state is CallState.ENDING:
+            if self.inbound.state not in done or awaited:
+                return
+            if any(leg.state not in done and leg not in silent for leg in self.outbound):
+                return
+            self.state = CallState.ENDED
+            for leg in (self.inbound, *self.outbound):
+                leg.close()
+                if isinstance(leg, OutboundLeg):
+                    self.release(leg)
+            self.log_event(
+                f"ended: {self.disposition}, {now - self.started:.1f} s"
+                + (f", hangup by {self.hangup_by}" if self.hangup_by else "")
+                + (f"; {len(silent)} silent leg(s) left to time out" if silent else "")
+            )
+            self.service.call_ended(self)
+        if self.state is CallState.ENDED and not silent and not self.pending:
+            self.service.forget(self)
+            # Calls and legs point at each other; cutting the links lets reference
+            # counting free a finished call at once instead of leaving cycles for the
+            # garbage collector, whose full passes over many live transactions pause
+            # the loop.
+            for leg in (self.inbound, *self.outbound):
+                leg.close()  # again: a silent leg's late 2xx may have made a dialog
+                leg.detach()
+            self.relays.clear()

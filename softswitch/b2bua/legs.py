@@ -292,6 +292,11 @@ class OutboundLeg(LegBase):
             now + self.target.no_provisional_timeout, self._silent
         )
 
+    @property
+    def awaiting_provisional(self) -> bool:
+        """Abandoned before any 1xx: the CANCEL must wait for one (§9.1)."""
+        return self.state is LegState.ENDING and not self.provisional and self.dialog is None
+
     def _ring_timeout(self, now: float) -> None:
         self.ring_timer = None
         self._give_up(now, 480, Outcome.NO_ANSWER, f"no answer in {self.target.ring_timeout:g} s")

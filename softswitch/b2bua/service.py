@@ -246,12 +246,16 @@ class B2BUA:
     def emit(self, event: str, *args: object) -> None:
         self.events.emit(event, *args)
 
-    def call_ended(self, call: Call, now: float) -> None:
+    def call_ended(self, call: Call) -> None:
+        """The call is over for the caller and the records (exactly once)."""
         self.calls.pop(call.id, None)
         self._by_invite.pop(id(call.inbound.transaction), None)
+        self.events.emit("call_ended", call)
+
+    def forget(self, call: Call) -> None:
+        """No transaction of the call is awaited any more (see ``Call._maybe_end``)."""
         for tid in self._tracked_by_call.pop(call.id, set()):
             self._tracked.pop(tid, None)
-        self.events.emit("call_ended", call)
 
     # ---- drain -------------------------------------------------------------------------
 

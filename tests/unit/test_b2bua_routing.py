@@ -367,6 +367,46 @@ def test_every_target_unreachable_goes_to_the_fail_safe_at_5s(switch: Any, sip: 
     finish(b2bua, wire)
 
 
+def test_a_silent_leg_does_not_hold_the_ended_call(switch: Any, sip: Any) -> None:
+    """LAB: BYE ends both legs within 1 s.  The silent leg may not be cancelled before a
+    1xx (§9.1), but the call ends at the BYE; the leg lingers alone until Timer B."""
+    b2bua, wire = switch()
+    c = Caller(b2bua, wire, sip, FAIL_SAFE)
+    silent = leg_to(wire, c.invite(0.0), UNREACHABLE)
+    r3 = leg_to(wire, wire.advance(5.0), R3)
+    answered(wire, sip, c, r3, 6.0, 7003)
+    hang_up(wire, sip, c, 10.0)
+    assert b2bua.calls == {}
+    assert b2bua.stats()["dialogs"] == 0
+    # Still tracked: the silent INVITE, and R3's answered INVITE (whose 2xx
+    # retransmissions would be re-ACKed) until the silent leg is done.
+    assert b2bua.stats()["tracked_transactions"] == 2
+    # A late 180 gets the CANCEL it was owed; the 487 ends the leg.
+    respond(wire, sip, silent, 180, 12.0)
+    cancels = requests_to(wire.log, "CANCEL", UNREACHABLE)
+    assert [x.msg.top_via.branch for x in cancels] == [silent.msg.top_via.branch]
+    cancelled(wire, sip, silent, 12.1)
+    assert c.statuses() == [100, 200]  # nothing reached the caller from the late leg
+    finish(b2bua, wire)
+
+
+def test_a_late_200_on_a_silent_leg_after_the_call_ended_is_acked_and_byed(
+    switch: Any, sip: Any,
+) -> None:
+    b2bua, wire = switch()
+    c = Caller(b2bua, wire, sip, FAIL_SAFE)
+    silent = leg_to(wire, c.invite(0.0), UNREACHABLE)
+    r3 = leg_to(wire, wire.advance(5.0), R3)
+    answered(wire, sip, c, r3, 6.0, 7003)
+    hang_up(wire, sip, c, 10.0)
+    sent = respond(wire, sip, silent, 200, 12.0, tag="late")
+    assert [x.method for x in sent if x.destination == UNREACHABLE] == ["ACK", "BYE"]
+    bye = requests_to(sent, "BYE", UNREACHABLE)[0]
+    respond(wire, sip, bye, 200, 12.1)
+    assert c.statuses() == [100, 200]
+    finish(b2bua, wire)
+
+
 def test_the_fail_safe_unreachable_too_is_dialled_once_then_the_caller_hears_it(
     switch: Any, sip: Any,
 ) -> None:
