@@ -16,12 +16,15 @@ import asyncio
 import json
 import logging
 import signal
+import sqlite3
+import time
 from pathlib import Path
 
 from .b2bua.call import Call
 from .b2bua.legs import OutboundLeg
 from .b2bua.service import B2BUA
 from .config import Config, ConfigError, Listen, load_config
+from .records.store import RecordStore
 from .sip.endpoint import EndpointConfig
 from .sip.message import Limits
 from .sip.transaction import Timers
@@ -65,11 +68,32 @@ def _log_events(b2bua: B2BUA) -> None:
         events_log.info("call %s answered: %s", call.id, leg.target.name)
 
     def ended(call: Call) -> None:
-        events_log.info("call %s ended: %s", call.id, call.disposition)
+        events_log.info("call %s ended: %s", call.id, call.record.disposition)
 
     b2bua.events.on("call_started", started)
     b2bua.events.on("leg_ringing", ringing)
     b2bua.events.on("answered", answered)
+    b2bua.events.on("call_ended", ended)
+
+
+def _record_calls(b2bua: B2BUA, store: RecordStore) -> None:
+    """Every call is in the store from its start (so a crash leaves it to be marked
+    interrupted) and completed exactly once when it ends.  A failing store is logged,
+    never allowed to disturb the call."""
+
+    def started(call: Call) -> None:
+        try:
+            store.start(call.record)
+        except sqlite3.Error:
+            log.exception("call %s: could not store the call's start", call.id)
+
+    def ended(call: Call) -> None:
+        try:
+            store.finish(call.record)
+        except sqlite3.Error:
+            log.exception("call %s: could not store the call record", call.id)
+
+    b2bua.events.on("call_started", started)
     b2bua.events.on("call_ended", ended)
 
 
@@ -84,8 +108,22 @@ class App:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        b2bua = B2BUA(self.config, endpoint_config(self.config, self.listens))
+        try:
+            store = RecordStore(self.config.records.path)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("cannot open the call records at %s: %s", self.config.records.path, exc)
+            return 1
+        interrupted = store.recover(time.time())
+        if interrupted:
+            log.warning("%d calls were in progress when softswitch last stopped: recorded "
+                        "as interrupted", interrupted)
+        b2bua = B2BUA(
+            self.config,
+            endpoint_config(self.config, self.listens),
+            epoch_offset=time.time() - loop.time(),
+        )
         _log_events(b2bua)
+        _record_calls(b2bua, store)
         edge = SipTransport(b2bua.endpoint, self.config.sip.limits.tcp_buffer_bytes)
         try:
             await edge.start([ListenAddress(x.transport, x.host, x.port) for x in self.listens])
@@ -101,6 +139,7 @@ class App:
         await self._stop.wait()
         await self._drain(b2bua, edge)
         await edge.close()
+        store.close()
         self._stats(b2bua)
         log.info("stopped")
         return 0

@@ -1,4 +1,4 @@
-"""The ``softswitch`` command: run, check, version."""
+"""The ``softswitch`` command: run, check, route, calls, version."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError, Listen, load_config
+from .records import query as records_query
 from .routing.conditions import CallFacts
 from .routing.explain import explain
 from .sip.e164 import NumberError, normalize
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME:VALUE",
         help="a header of the INVITE (repeatable)",
     )
+    records_query.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "route":
         return _route(config, args)
+    if args.command == "calls":
+        return records_query.run(config, args)
     if args.command == "check":
         print(
             f"{args.config}: OK ({len(config.tracking_numbers)} tracking numbers, "

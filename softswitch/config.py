@@ -48,6 +48,9 @@ for the lab of LAB.md)::
                                  default: ROUTE}}
     tracking_numbers: {NUMBER-IN-ANY-FORM: {label, route: ROUTE, fail_safe, whisper,
                                             schedule_tags}}
+    records: {path}          # SQLite file; relative to the config file's directory
+    billing: {minimum_seconds, increment_seconds, inbound_per_minute}
+    rates: [{prefix: E.164-PREFIX, pattern: PATTERN | null, per_minute}]
 
 A ROUTE is a mapping with exactly one of the keys ``dial``, ``route``, ``agent``,
 ``menu``, ``queue``, ``geo_router``, ``conditional_router``.
@@ -110,6 +113,7 @@ from softswitch.sip.uri import parse_uri
 __all__ = [
     "AgentRoute",
     "Agent",
+    "BillingSettings",
     "Condition",
     "ConditionalRoute",
     "ConditionalRouter",
@@ -129,7 +133,9 @@ __all__ = [
     "Pattern",
     "Queue",
     "QueueRoute",
+    "Rate",
     "ReceivingNumber",
+    "RecordsSettings",
     "Route",
     "RouteRef",
     "RoutingSettings",
@@ -1318,6 +1324,106 @@ class RoutingSettings(_Model):
 
 
 # --------------------------------------------------------------------------
+# records:, billing:, rates: (call records and what they cost; softswitch.records)
+
+
+def _records_path(value: object, info: ValidationInfo) -> Path:
+    """A relative path is taken from the config file's directory (the current
+    working directory for parse_config() without base_dir); its directory need
+    not exist yet (the record store creates it)."""
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise _got(value, 'the path of an SQLite database file, like "softswitch-calls.sqlite3"')
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        base_dir = _context(info).get("base_dir")
+        path = (base_dir if isinstance(base_dir, Path) else Path.cwd()) / path
+    path = path.resolve()
+    if path.is_dir():
+        raise _problem(
+            f"got {_show(str(value))}, which is a directory ({path}); "
+            "expected the path of an SQLite database file"
+        )
+    return path
+
+
+def _per_minute(value: object) -> float:
+    if (
+        isinstance(value, (int, float))
+        and _is_number(value)
+        and math.isfinite(value)
+        and value >= 0
+    ):
+        return float(value)
+    raise _got(value, "a price per minute >= 0, like 0.02")
+
+
+def _rate_pattern(value: object) -> object:
+    if value is None or isinstance(value, Pattern):
+        return value
+    if isinstance(value, str) and value in {pattern.value for pattern in Pattern}:
+        return Pattern(value)
+    raise _got(value, f"one of {', '.join(Pattern)}, or null for any pattern")
+
+
+class RecordsSettings(_Model):
+    """The ``records:`` section: where call records are stored (SQLite, WAL)."""
+
+    path: Annotated[Path, BeforeValidator(_records_path)] = Field(
+        default=Path("softswitch-calls.sqlite3"), validate_default=True
+    )
+    """Absolute once validated; a relative path is taken from the config file's directory."""
+
+
+class BillingSettings(_Model):
+    """The ``billing:`` section: how call time becomes billable seconds.
+
+    A leg with any time at all is billed at least ``minimum_seconds``, then in
+    steps of ``increment_seconds`` (60/60: whole minutes; 6/6: tenths of a
+    minute).  ``inbound_per_minute`` prices the caller's side (the tracking
+    number) for the answered call's talk time.
+    """
+
+    minimum_seconds: Annotated[int, BeforeValidator(_positive_int)] = 60
+    increment_seconds: Annotated[int, BeforeValidator(_positive_int)] = 60
+    inbound_per_minute: Annotated[float, BeforeValidator(_per_minute)] = 0.0
+
+
+class Rate(_Model):
+    """One ``rates:`` entry: the per-minute price of legs to numbers starting with
+    ``prefix`` (E.164), for one dial ``pattern`` or (null) any pattern.
+
+    The longest matching prefix wins; between entries with the same prefix, the
+    one naming the call's pattern beats the one without (softswitch.records.rating).
+    """
+
+    prefix: Annotated[str, BeforeValidator(_prefix)]
+    pattern: Annotated[Pattern | None, BeforeValidator(_rate_pattern)] = None
+    per_minute: Annotated[float, BeforeValidator(_per_minute)]
+
+
+def _unique_rates(rates: tuple[Rate, ...], info: ValidationInfo) -> tuple[Rate, ...]:
+    seen: dict[tuple[str, Pattern | None], int] = {}
+    for index, rate in enumerate(rates):
+        key = (rate.prefix, rate.pattern)
+        if key in seen:
+            pattern = f"pattern {rate.pattern.value}" if rate.pattern else "any pattern"
+            _record(
+                info,
+                ("rates", index),
+                f"prefix {_show(rate.prefix)} with {pattern} is already rates"
+                f"[{seen[key]}]; expected each prefix and pattern once",
+            )
+        else:
+            seen[key] = index
+    return rates
+
+
+def _records_default(value: object) -> object:
+    # "records:" left empty (null) or absent: the default path, resolved like any other.
+    return {} if value is None else value
+
+
+# --------------------------------------------------------------------------
 # The whole configuration.
 
 
@@ -1333,6 +1439,7 @@ def _record(info: ValidationInfo, loc: Loc, message: str) -> None:
 _SECTIONS = frozenset(
     {"sip", "trunks", "schedules", "receiving_numbers", "routes", "agents", "menus", "queues"}
     | {"routing", "geo_routers", "conditional_routers", "tracking_numbers"}
+    | {"billing", "rates"}
 )
 
 
@@ -1362,6 +1469,13 @@ class Config(_Model):
         default_factory=lambda: types.MappingProxyType({})
     )
     """Keyed by the normalized E.164 number."""
+    records: Annotated[RecordsSettings, BeforeValidator(_records_default)] = Field(
+        default=None, validate_default=True
+    )
+    """Where call records are stored; see softswitch.records.store."""
+    billing: BillingSettings = BillingSettings()
+    rates: Annotated[tuple[Rate, ...], AfterValidator(_unique_rates)] = ()
+    """Per-minute prices of outbound legs by destination prefix and dial pattern."""
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..config import Credentials
+from ..records.model import CallRecord, Disposition, LegRecord
+from ..records.rating import price
 from ..routing.router import Action, Dial, Finish, LegResult, Outcome, Router, Target
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
@@ -68,6 +70,16 @@ class Call:
         self.id = call_id
         self.router = router
         self.caller = caller
+        self.record = CallRecord(
+            id=call_id,
+            tracking_number=router.tracking.number,
+            tracking_label=router.tracking.label,
+            caller_number=caller,
+            caller_name=invite.from_.display_name,
+            pattern=None,
+            started_at=service.wall(now),
+        )
+        self.pattern: str | None = None  # of the Dial being rung
         self.started = now
         self.state = CallState.ROUTING
         self.inbound = InboundLeg(self, invite, transaction)
@@ -75,7 +87,7 @@ class Call:
         self.dialing: list[OutboundLeg] = []  # the legs of the router's current Dial
         self._released: set[int] = set()  # legs no longer counted as in progress
         self.winner: OutboundLeg | None = None
-        self.disposition = "in progress"
+        self.disposition = Disposition.IN_PROGRESS
         self.hangup_by: str | None = None
         # A relayed in-dialog request: client transaction -> the server one it answers.
         self.relays: dict[int, tuple[ServerTransaction, Request]] = {}
@@ -154,6 +166,7 @@ class Call:
 
     def _act(self, action: Action, now: float) -> None:
         while isinstance(action, Dial):
+            self.pattern = action.pattern
             self.dialing = []
             failed: list[LegResult] = []
             for target in action.targets:
@@ -179,6 +192,10 @@ class Call:
             self.log_event(f"cannot dial {target.name} ({target.uri}): {exc}")
             return None
         invite = self.service.outbound_invite(self, leg, uri, target, transport)
+        leg.record = LegRecord(
+            leg.number, target.name, target.number, target.label, self.service.wall(now)
+        )
+        self.record.legs.append(leg.record)
         self.outbound.append(leg)
         self.service.counters.leg_started(target.name)
         self.log_event(f"leg {leg.number} dialing {target.name} {target.uri}")
@@ -192,8 +209,17 @@ class Call:
             self._released.add(id(leg))
             self.service.counters.leg_ended(leg.target.name)
 
+    def _mark_end(self, now: float) -> None:
+        """The moment the call ended for the record: the first hangup or final answer."""
+        if self.record.ended_at is None:
+            self.record.ended_at = self.service.wall(now)
+
     def _give_up(self, status: int, why: str, now: float) -> None:
-        self.disposition = {486: "busy", 480: "no answer"}.get(status, "failed")
+        self._mark_end(now)
+        self.disposition = {486: Disposition.BUSY, 480: Disposition.NO_ANSWER}.get(
+            status, Disposition.FAILED
+        )
+        self.record.final_status = status
         self.log_event(f"no receiving number answered ({why}); answering {status}")
         for leg in self.outbound:
             leg.abandon(now, None)
@@ -210,6 +236,11 @@ class Call:
         if self.state is not CallState.ROUTING:
             return
         self.service.emit("leg_ringing", self, leg)
+        at = self.service.wall(now)
+        if leg.record.rang_at is None:
+            leg.record.rang_at = at
+        if self.record.first_ring_at is None:
+            self.record.first_ring_at = at
         self.log_event(f"leg {leg.number} {leg.target.name} ringing ({response.status})")
         self.inbound.ringing(
             response.status, response.body, response.headers.get("content-type"), now
@@ -217,10 +248,15 @@ class Call:
 
     def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
         self.winner = leg
+        leg.record.answered_at = self.record.answered_at = self.service.wall(now)
+        leg.record.outcome = "answered"
+        leg.record.status = response.status
+        self.record.pattern = self.pattern
+        self.record.final_status = 200
         if self.router.tags:
             self.log_event("tags: " + ", ".join(f"{k}={v}" for k, v in self.router.tags.items()))
         self.state = CallState.ANSWERED
-        self.disposition = "answered"
+        self.disposition = Disposition.ANSWERED
         for other in self.outbound:
             if other is not leg:
                 other.abandon(now, ANSWERED_ELSEWHERE)
@@ -232,6 +268,7 @@ class Call:
         if self.winner is not None and self.winner.ack_deferred:
             self.winner.send_ack(ack.body, ack.headers.get("content-type"))
         if self.state is CallState.ANSWERED:
+            self.record.bridged_at = self.service.wall(now)
             self.state = CallState.BRIDGED
             self.log_event("bridged")
             self.service.emit("bridged", self)
@@ -239,6 +276,8 @@ class Call:
     def leg_failed(self, leg: OutboundLeg, status: int, outcome: Outcome, now: float) -> None:
         self.release(leg)
         leg.result = LegResult(leg.target.name, status, outcome)
+        leg.record.status, leg.record.outcome = status, outcome.value
+        leg.record.ended_at = self.service.wall(now)
         self.log_event(f"leg {leg.number} {leg.target.name} failed: {status} ({outcome.value})")
         self.service.emit("leg_failed", self, leg, status)
         if self.state is not CallState.ROUTING:
@@ -262,8 +301,10 @@ class Call:
     def cancelled_by_caller(self, now: float) -> None:
         if self.state is not CallState.ROUTING:
             return  # already answered: the CANCEL has no effect (§9.2)
+        self._mark_end(now)
         self.log_event("cancelled by the caller")
-        self.disposition = "cancelled"
+        self.disposition = Disposition.CANCELLED
+        self.record.final_status = 487
         self.hangup_by = "caller"
         self.state = CallState.ENDING
         self.inbound.reject(487, now)
@@ -276,6 +317,7 @@ class Call:
         if self.state in (CallState.ENDING, CallState.ENDED):
             self._maybe_end(now)
             return
+        self._mark_end(now)
         if self.hangup_by is None:
             self.hangup_by = (
                 "caller" if by is self.inbound else "softswitch" if by is None else "callee"
@@ -284,7 +326,7 @@ class Call:
         was_routing = self.state is CallState.ROUTING
         self.state = CallState.ENDING
         if was_routing:
-            self.disposition = "failed"
+            self.disposition = Disposition.FAILED
             self.inbound.reject(503, now, "Service Unavailable")
         if by is not self.inbound:
             self.inbound.send_bye(now)
@@ -408,6 +450,22 @@ class Call:
 
     # ---- the end -----------------------------------------------------------------
 
+    def _complete_record(self, now: float) -> None:
+        record = self.record
+        if record.ended_at is None:
+            record.ended_at = self.service.wall(now)
+        record.hangup_by = self.hangup_by
+        if self.winner is not None:
+            fail_safe = self.record.pattern == "fail-safe"
+            record.disposition = Disposition.FAIL_SAFE if fail_safe else Disposition.ANSWERED
+        else:
+            record.disposition = self.disposition
+        for leg in record.legs:
+            if leg.ended_at is None:
+                leg.ended_at = record.ended_at
+        record.tags = dict(self.router.tags)
+        record.billable_seconds, record.cost = price(record, self.service.config)
+
     def _maybe_end(self, now: float) -> None:
         """End the call once every leg is done and no transaction is awaited.
 
@@ -430,6 +488,7 @@ class Call:
                 leg.close()
                 if isinstance(leg, OutboundLeg):
                     self.release(leg)
+            self._complete_record(now)
             self.log_event(
                 f"ended: {self.disposition}, {now - self.started:.1f} s"
                 + (f", hangup by {self.hangup_by}" if self.hangup_by else "")

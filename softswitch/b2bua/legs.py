@@ -14,6 +14,7 @@ import ipaddress
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ..records.model import LegRecord
 from ..routing.router import LegResult, Outcome, Target
 from ..sip.auth import DigestChallengeError, authorization_header
 from ..sip.dialog import Dialog
@@ -277,6 +278,7 @@ class OutboundLeg(LegBase):
         self.cancel: ClientTransaction | None = None
         self.auth_tried = False
         self.result: LegResult | None = None  # how it ended, if not as the answer
+        self.record: LegRecord  # set by the call when the leg is dialled
         self.silence_timer: TimerHandle | None = None
 
     def start(self, invite: Request, destination: Address, transport: str, now: float) -> None:
@@ -322,6 +324,9 @@ class OutboundLeg(LegBase):
             return
         self.call.release(self)
         self.state = LegState.ENDING
+        if reason:
+            self.record.outcome, self.record.reason = "cancelled", reason
+            self.record.ended_at = self.call.service.wall(now)
         if self.provisional:
             self._send_cancel(reason, now)
         else:

@@ -48,8 +48,12 @@ class B2BUA:
         rng: random.Random | None = None,
         counters: LiveCounters | None = None,
         wall_clock: Callable[[], datetime.datetime] | None = None,
+        epoch_offset: float = 0.0,
     ) -> None:
         self.config = config
+        # Loop time ``now`` + epoch_offset = wall-clock seconds since the epoch, so
+        # call records carry the time each message reached the socket.
+        self.epoch_offset = epoch_offset
         self.counters: LiveCounters = counters if counters is not None else InMemoryCounters()
         # Wall-clock time for schedules (hours); loop time ``now`` is monotonic.
         self.wall_clock = wall_clock or (lambda: datetime.datetime.now(datetime.UTC))
@@ -225,6 +229,9 @@ class B2BUA:
         if inbound.body and content_type:
             headers.set("content-type", content_type)
         return Request("INVITE", uri, headers, inbound.body)
+
+    def wall(self, now: float) -> float:
+        return now + self.epoch_offset
 
     def credentials_for(self, target: Target) -> Credentials | None:
         if target.trunk is None:

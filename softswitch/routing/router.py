@@ -101,6 +101,7 @@ class LegResult:
 class Dial:
     targets: tuple[Target, ...]
     why: str
+    pattern: str  # the dial pattern, or "fail-safe" (call records are rated by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +197,8 @@ class _DialFrame:
             how = f" ({self.route.pattern.value.replace('_', ' ')})"
         else:
             how = ""
-        return Dial(tuple(chosen), f"dial {names}{how} [{self.key}]")
+        pattern = self.route.pattern.value if len(self.route.numbers) > 1 else "single"
+        return Dial(tuple(chosen), f"dial {names}{how} [{self.key}]", pattern)
 
 
 class Router:
@@ -256,7 +258,7 @@ class Router:
         self._dialed.add(name)
         target = make_target(self.config, self.config.receiving_numbers[name], None)
         self.trace.append(f"fail-safe: {why}")
-        return Dial((target,), f"dial fail-safe {name} ({why})")
+        return Dial((target,), f"dial fail-safe {name} ({why})", "fail-safe")
 
     # ---- internals -----------------------------------------------------------------------
 

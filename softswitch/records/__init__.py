@@ -1,0 +1,1 @@
+"""Call records: what happened to every call, stored durably (issue #6)."""
