@@ -59,16 +59,22 @@ def _log_events(b2bua: B2BUA) -> None:
     """One line per call event (the call's own log lines carry the details)."""
 
     def started(call: Call) -> None:
-        events_log.info("call %s started: caller %s", call.id, call.caller)
+        events_log.info(
+            "call %s started: caller %s", call.id, call.caller, extra={"call_id": call.id}
+        )
 
     def ringing(call: Call, leg: OutboundLeg) -> None:
-        events_log.info("call %s ringing: %s", call.id, leg.target.name)
+        events_log.info("call %s ringing: %s", call.id, leg.target.name, extra={"call_id": call.id})
 
     def answered(call: Call, leg: OutboundLeg) -> None:
-        events_log.info("call %s answered: %s", call.id, leg.target.name)
+        events_log.info(
+            "call %s answered: %s", call.id, leg.target.name, extra={"call_id": call.id}
+        )
 
     def ended(call: Call) -> None:
-        events_log.info("call %s ended: %s", call.id, call.record.disposition)
+        events_log.info(
+            "call %s ended: %s", call.id, call.record.disposition, extra={"call_id": call.id}
+        )
 
     b2bua.events.on("call_started", started)
     b2bua.events.on("leg_ringing", ringing)
@@ -115,8 +121,10 @@ class App:
             return 1
         interrupted = store.recover(time.time())
         if interrupted:
-            log.warning("%d calls were in progress when softswitch last stopped: recorded "
-                        "as interrupted", interrupted)
+            log.warning(
+                "%d calls were in progress when softswitch last stopped: recorded as interrupted",
+                interrupted,
+            )
         b2bua = B2BUA(
             self.config,
             endpoint_config(self.config, self.listens),

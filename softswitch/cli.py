@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import logging
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs
 from .config import Config, ConfigError, Listen, load_config
 from .records import query as records_query
 from .routing.conditions import CallFacts
@@ -87,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="overrides the config's log_level",
     )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines (default) or one JSON object per line, with the call's id",
+    )
     check = sub.add_parser("check", help="validate a config file without starting")
     check.add_argument("-c", "--config", required=True, type=Path)
     route = sub.add_parser(
@@ -148,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(config.receiving_numbers)} receiving numbers, {len(config.trunks)} trunks)"
         )
         return 0
-    logging.basicConfig(
-        level=(args.log_level or config.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.setup(args.log_level or config.log_level, args.log_format)
     from .app import App
 
     app = App(config, args.config, args.listen)

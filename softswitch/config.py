@@ -51,6 +51,8 @@ for the lab of LAB.md)::
     records: {path}          # SQLite file; relative to the config file's directory
     billing: {minimum_seconds, increment_seconds, inbound_per_minute}
     rates: [{prefix: E.164-PREFIX, pattern: PATTERN | null, per_minute}]
+    api: {host, port, token}  # the management API; not started without a token
+    webhooks: [{url, secret, events: [call_started, ...], timeout, retries}]
 
 A ROUTE is a mapping with exactly one of the keys ``dial``, ``route``, ``agent``,
 ``menu``, ``queue``, ``geo_router``, ``conditional_router``.
@@ -134,6 +136,9 @@ __all__ = [
     "Queue",
     "QueueRoute",
     "Rate",
+    "Webhook",
+    "ApiSettings",
+    "WEBHOOK_EVENTS",
     "ReceivingNumber",
     "RecordsSettings",
     "Route",
@@ -1388,6 +1393,55 @@ class BillingSettings(_Model):
     inbound_per_minute: Annotated[float, BeforeValidator(_per_minute)] = 0.0
 
 
+def _http_url(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise _got(value, 'an http:// or https:// URL, e.g. "https://crm.example.com/hooks/calls"')
+    return value
+
+
+WEBHOOK_EVENTS = (
+    "call_started", "leg_ringing", "answered", "bridged", "leg_failed", "call_ended"
+)
+
+
+def _webhook_events(value: object) -> object:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if item not in WEBHOOK_EVENTS:
+                raise _got(item, "one of " + ", ".join(WEBHOOK_EVENTS))
+    return value
+
+
+class Webhook(_Model):
+    """One ``webhooks:`` entry: call lifecycle events POSTed as JSON to ``url``.
+
+    The body is signed with HMAC-SHA256 over the raw body using ``secret``
+    (header ``X-Softswitch-Signature: sha256=<hex>``); a request that fails or takes
+    longer than ``timeout`` is retried up to ``retries`` times with growing pauses.
+    A slow or dead endpoint never delays a call.
+    """
+
+    url: Annotated[str, BeforeValidator(_http_url)]
+    secret: Text
+    events: Annotated[tuple[str, ...], BeforeValidator(_webhook_events)] = ("call_ended",)
+    timeout: Seconds = 5.0
+    retries: Annotated[int, BeforeValidator(_count)] = 3
+
+
+class ApiSettings(_Model):
+    """The ``api:`` section: the management API (HTTP, bearer token).
+
+    Bound to loopback by default.  Without a ``token`` the API is not started: it
+    can hang up calls and reload the config, so it never runs unauthenticated.
+    """
+
+    host: Text = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    token: Text | None = None
+
+
 class Rate(_Model):
     """One ``rates:`` entry: the per-minute price of legs to numbers starting with
     ``prefix`` (E.164), for one dial ``pattern`` or (null) any pattern.
@@ -1439,7 +1493,7 @@ def _record(info: ValidationInfo, loc: Loc, message: str) -> None:
 _SECTIONS = frozenset(
     {"sip", "trunks", "schedules", "receiving_numbers", "routes", "agents", "menus", "queues"}
     | {"routing", "geo_routers", "conditional_routers", "tracking_numbers"}
-    | {"billing", "rates"}
+    | {"billing", "rates", "api", "webhooks"}
 )
 
 
@@ -1475,6 +1529,8 @@ class Config(_Model):
     """Where call records are stored; see softswitch.records.store."""
     billing: BillingSettings = BillingSettings()
     rates: Annotated[tuple[Rate, ...], AfterValidator(_unique_rates)] = ()
+    api: ApiSettings = ApiSettings()
+    webhooks: tuple[Webhook, ...] = ()
     """Per-minute prices of outbound legs by destination prefix and dial pattern."""
 
     @model_validator(mode="before")

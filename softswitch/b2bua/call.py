@@ -97,7 +97,7 @@ class Call:
     # ---- bookkeeping -------------------------------------------------------------
 
     def log_event(self, text: str) -> None:
-        log.info("call %s: %s", self.id, text)
+        log.info("call %s: %s", self.id, text, extra={"call_id": self.id})
 
     def track(self, transaction: ClientTransaction, leg: Leg) -> None:
         self.pending.add(id(transaction))
@@ -153,11 +153,15 @@ class Call:
         try:
             action = step()
         except Exception as exc:  # any failure of routing: the caller must still get a human
-            log.exception("call %s: routing failed", self.id)
+            log.exception("call %s: routing failed", self.id, extra={"call_id": self.id})
             try:
                 action = self.router.fail_safe(f"routing failed: {exc}")
             except Exception:
-                log.exception("call %s: the fail-safe number cannot be dialled", self.id)
+                log.exception(
+                    "call %s: the fail-safe number cannot be dialled",
+                    self.id,
+                    extra={"call_id": self.id},
+                )
                 action = Finish(503, "routing and the fail-safe number both failed")
         for line in self.router.trace:
             self.log_event(f"route: {line}")

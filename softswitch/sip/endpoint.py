@@ -136,6 +136,8 @@ class Endpoint:
         self._timer_handles: dict[int, TimerHandle] = {}
         self.dialogs: dict[DialogId, object] = {}
         self.counters: dict[str, int] = {}
+        # SIP messages by direction and method/status ("in INVITE", "out 200"), for metrics.
+        self.messages: dict[str, int] = {}
 
     # ---- identifiers -------------------------------------------------------------
 
@@ -171,6 +173,14 @@ class Endpoint:
     def run_timers(self, now: float) -> None:
         self.timers.run(now)
 
+    def _count_message(self, direction: str, message: Request | Response) -> None:
+        if isinstance(message, Response):
+            kind = str(message.status)
+        else:  # unknown methods share one key: a peer cannot grow this map
+            kind = message.method if message.method in KNOWN_METHODS else "other"
+        key = f"{direction} {kind}"
+        self.messages[key] = self.messages.get(key, 0) + 1
+
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
@@ -181,6 +191,7 @@ class Endpoint:
             self._count("parse_errors")
             self._answer_malformed(exc, source, transport)
             return
+        self._count_message("in", message)
         if isinstance(message, Response):
             self._receive_response(message, now)
         else:
@@ -200,6 +211,7 @@ class Endpoint:
     # ---- TransactionOwner --------------------------------------------------------
 
     def send(self, message: Request | Response, destination: Address, transport: str) -> None:
+        self._count_message("out", message)
         self._outgoing.append(Outgoing(bytes(message), destination, transport))
 
     def schedule(self, transaction: Transaction) -> None:
