@@ -18,23 +18,31 @@ import logging
 import signal
 import sqlite3
 import time
+from functools import partial
 from pathlib import Path
 
+from aiohttp import web
+
+from .api.server import start_api, stop_api
 from .b2bua.call import Call
 from .b2bua.legs import OutboundLeg
 from .b2bua.service import B2BUA
 from .config import Config, ConfigError, Listen, load_config
+from .control import Control
 from .records.store import RecordStore
 from .sip.endpoint import EndpointConfig
 from .sip.message import Limits
 from .sip.transaction import Timers
 from .sip.transport import ListenAddress, SipTransport
+from .webhooks import WebhookSender
 
 log = logging.getLogger("softswitch")
 events_log = logging.getLogger("softswitch.events")
 
 # After the drain limit, how long the final BYE/CANCEL exchanges may take.
 TEARDOWN_GRACE = 5.0
+# How long queued webhook deliveries may take at shutdown.
+WEBHOOK_GRACE = 5.0
 
 
 def endpoint_config(config: Config, listens: list[Listen]) -> EndpointConfig:
@@ -103,6 +111,25 @@ def _record_calls(b2bua: B2BUA, store: RecordStore) -> None:
     b2bua.events.on("call_ended", ended)
 
 
+class LoopLag:
+    """How late the event loop runs a callback due every ``interval`` (a gauge for the
+    metrics); a chain of timer callbacks, not a task."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = 0.5) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.value = 0.0
+        self._handle = loop.call_at(loop.time() + interval, self._tick, loop.time() + interval)
+
+    def _tick(self, expected: float) -> None:
+        now = self.loop.time()
+        self.value = max(0.0, now - expected)
+        self._handle = self.loop.call_at(now + self.interval, self._tick, now + self.interval)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
 class App:
     def __init__(
         self, config: Config, config_path: Path, listens: list[Listen] | None = None
@@ -112,19 +139,25 @@ class App:
         self.listens = listens or list(config.sip.listen)
         self._stop = asyncio.Event()
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
+    def _open_store(self) -> RecordStore | None:
         try:
             store = RecordStore(self.config.records.path)
         except (OSError, sqlite3.Error) as exc:
             log.error("cannot open the call records at %s: %s", self.config.records.path, exc)
-            return 1
+            return None
         interrupted = store.recover(time.time())
         if interrupted:
             log.warning(
                 "%d calls were in progress when softswitch last stopped: recorded as interrupted",
                 interrupted,
             )
+        return store
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        store = self._open_store()
+        if store is None:
+            return 1
         b2bua = B2BUA(
             self.config,
             endpoint_config(self.config, self.listens),
@@ -133,12 +166,31 @@ class App:
         _log_events(b2bua)
         _record_calls(b2bua, store)
         edge = SipTransport(b2bua.endpoint, self.config.sip.limits.tcp_buffer_bytes)
+        lag = LoopLag(loop)
+        webhooks = WebhookSender(self.config.webhooks)
+        webhooks.attach(b2bua.events)
+        api: web.AppRunner | None = None
         try:
             await edge.start([ListenAddress(x.transport, x.host, x.port) for x in self.listens])
+            control = Control(
+                b2bua,
+                store,
+                now=loop.time,
+                flush=edge.flush,
+                reload=partial(self._reload, b2bua),
+                loop_lag=lambda: lag.value,
+            )
+            if self.config.api.token:
+                api = await start_api(control, self.config.api)
+            else:
+                log.info("management API off: the config has no api.token")
         except OSError as exc:
             log.error("cannot listen: %s", exc)
             await edge.close()
+            lag.stop()
+            store.close()
             return 1
+        await webhooks.start()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload, b2bua)
@@ -146,7 +198,11 @@ class App:
         log.info("softswitch ready with %d tracking numbers", len(self.config.tracking_numbers))
         await self._stop.wait()
         await self._drain(b2bua, edge)
+        await webhooks.stop(WEBHOOK_GRACE)
+        if api is not None:
+            await stop_api(api)
         await edge.close()
+        lag.stop()
         store.close()
         self._stats(b2bua)
         log.info("stopped")
@@ -168,15 +224,24 @@ class App:
             while b2bua.calls and loop.time() < grace:
                 await asyncio.sleep(0.1)
 
-    def _reload(self, b2bua: B2BUA) -> None:
+    def _reload(self, b2bua: B2BUA) -> tuple[bool, str]:
+        """SIGHUP and the API's reload: validated first; a bad config changes nothing.
+        Calls in progress keep the routing they started with (their router holds the
+        config it was made with); new calls use the new config.  Listen addresses, the
+        API and webhooks take effect at the next start."""
         try:
             config = load_config(self.config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
-            return
+            return False, str(exc)
         b2bua.config = config
         self.config = config
-        log.info("config reloaded from %s", self.config_path)
+        message = (
+            f"config reloaded from {self.config_path}: "
+            f"{len(config.tracking_numbers)} tracking numbers"
+        )
+        log.info("%s", message)
+        return True, message
 
     def _stats(self, b2bua: B2BUA) -> None:
         counts = b2bua.stats()

@@ -75,7 +75,7 @@ class SoftswitchCollector(Collector):
 
         for name, key, text in (
             ("softswitch_transaction_timeouts", "transaction_timeouts",
-             "SIP transactions that timed out (Timer B, F or H)."),
+             "SIP transactions that timed out without a final response or ACK."),
             ("softswitch_retransmissions_received", "retransmissions_received",
              "Retransmitted SIP messages received and absorbed by a transaction."),
             ("softswitch_parse_errors", "parse_errors",
