@@ -110,3 +110,104 @@ def test_sigkill_mid_call_leaves_every_call_recorded_as_interrupted(
     assert len({r["id"] for r in records}) == 3
     assert all(r["disposition"] == "interrupted" and r["ended_at"] for r in records)
     assert "3 calls were in progress when softswitch last stopped" in second.log_text()
+
+
+# ---- every disposition, stored field by field -----------------------------------------
+
+
+def one_record(config: Path) -> dict[str, Any]:
+    records = calls(config)
+    assert len(records) == 1, records
+    return records[0]
+
+
+def test_no_answer_record(
+    lab_with_store: Path, softswitch_on: Callable[[Path], Softswitch], sipp_runner: SippRunner
+) -> None:
+    softswitch_on(lab_with_store)
+    r1 = sipp_runner.uas("r1", "uas_ring_cancel.xml", 5071, "-m", "1")
+    sipp_runner.run("caller", "uac_expect_480.xml", 5061, "-s", TRACKING, "-m", "1",
+                    timeout=25).assert_successful(1)
+    r1.wait(timeout=15).assert_successful(1)
+    record = one_record(lab_with_store)
+    assert (record["disposition"], record["final_status"]) == ("no answer", 480)
+    assert record["answered_at"] is None and record["first_ring_at"] is not None
+    assert 4.5 <= record["ended_at"] - record["started_at"] <= 7.0  # the 5 s ring timeout
+    [leg] = record["legs"]
+    assert (leg["name"], leg["status"], leg["outcome"]) == ("R1", 480, "no answer")
+
+
+def test_cancelled_record(
+    lab_with_store: Path, softswitch_on: Callable[[Path], Softswitch], sipp_runner: SippRunner
+) -> None:
+    softswitch_on(lab_with_store)
+    r1 = sipp_runner.uas("r1", "uas_ring_cancel.xml", 5071, "-m", "1")
+    sipp_runner.run("caller", "uac_cancel.xml", 5061, "-s", TRACKING, "-m", "1",
+                    timeout=20).assert_successful(1)
+    r1.wait(timeout=15).assert_successful(1)
+    record = one_record(lab_with_store)
+    assert (record["disposition"], record["final_status"]) == ("cancelled", 487)
+    assert record["hangup_by"] == "caller" and record["cost"] == 0.0
+
+
+def test_failed_record(
+    lab_with_store: Path, softswitch_on: Callable[[Path], Softswitch], sipp_runner: SippRunner
+) -> None:
+    softswitch_on(lab_with_store)
+    r1 = sipp_runner.uas("r1", "uas_503.xml", 5071, "-m", "1")
+    sipp_runner.run("caller", "uac_expect_503.xml", 5061, "-s", TRACKING, "-m", "1",
+                    timeout=20).assert_successful(1)
+    r1.wait(timeout=15).assert_successful(1)
+    record = one_record(lab_with_store)
+    assert (record["disposition"], record["final_status"]) == ("failed", 503)
+    assert [(x["status"], x["outcome"]) for x in record["legs"]] == [(503, "failed")]
+
+
+def test_fail_safe_record(
+    lab_with_store: Path, softswitch_on: Callable[[Path], Softswitch], sipp_runner: SippRunner
+) -> None:
+    softswitch_on(lab_with_store)
+    r3 = sipp_runner.uas("r3", "uas", 5073, "-m", "1")
+    sipp_runner.run("caller", "uac", 5061, "-s", "+18005550107", "-m", "1",
+                    timeout=30).assert_successful(1)
+    r3.wait(timeout=20).assert_successful(1)
+    record = one_record(lab_with_store)
+    assert (record["disposition"], record["pattern"]) == ("fail-safe", "fail-safe")
+    assert [(x["name"], x["status"], x["outcome"]) for x in record["legs"]] == [
+        ("R1-unreachable", 408, "unreachable"), ("R3", 200, "answered")]
+
+
+def test_simultaneous_losers_and_cost_from_the_tests_rate_table(
+    lab_config_copy: Callable[[dict[str, str]], Path],
+    tmp_path: Path,
+    softswitch_on: Callable[[Path], Softswitch],
+    sipp_runner: SippRunner,
+) -> None:
+    """0101: R2 answers after 1 s; R1 and R3 are cancelled "answered elsewhere".  The
+    rate table is this test's: 0.60/min for simultaneous legs to +1415, none inbound,
+    billed 6/6 — so each leg's time up costs ceil(s/6)*6/60*0.60."""
+    config = lab_config_copy({
+        "path: ../var/lab-calls.sqlite3": f"path: {tmp_path / 'c.sqlite3'}",
+        "inbound_per_minute: 0.01": "inbound_per_minute: 0",
+        'prefix: "+1415"\n    pattern: simultaneous\n    per_minute: 0.03':
+            'prefix: "+1415"\n    pattern: simultaneous\n    per_minute: 0.60',
+    })
+    softswitch_on(config)
+    r1 = sipp_runner.uas("r1", "routing_uas_ring_cancel_reason.xml", 5071, "-m", "1")
+    r3 = sipp_runner.uas("r3", "routing_uas_ring_cancel_reason.xml", 5073, "-m", "1")
+    r2 = sipp_runner.uas("r2", "routing_uas_answer_later.xml", 5072, "-m", "1")
+    sipp_runner.run("caller", "uac", 5061, "-s", "+18005550101", "-m", "1", "-d", "2000",
+                    timeout=30).assert_successful(1)
+    for uas in (r1, r2, r3):
+        uas.wait(timeout=20).assert_successful(1)
+    record = one_record(config)
+    assert (record["disposition"], record["pattern"]) == ("answered", "simultaneous")
+    legs = {leg["name"]: leg for leg in record["legs"]}
+    for loser in ("R1", "R3"):
+        assert legs[loser]["outcome"] == "cancelled"
+        assert legs[loser]["reason"] == 'SIP;cause=200;text="Call completed elsewhere"'
+    assert legs["R2"]["outcome"] == "answered"
+    billed = [-(-(leg["ended_at"] - leg["tried_at"]) // 6) * 6 for leg in legs.values()]
+    assert record["billable_seconds"] == int(sum(billed))
+    assert record["cost"] == pytest.approx(sum(billed) / 60 * 0.60, abs=1e-6)
+    assert record["cost"] > 0
