@@ -14,6 +14,7 @@ import datetime
 import logging
 import random
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -746,6 +747,35 @@ def test_no_answer_routing_cancels_r1_and_dials_r2_in_the_same_instant(
     respond(wire, sip, r2, 180, 2.2)
     answered(wire, sip, c, r2, 3.0, 7002)
     hang_up(wire, sip, c, 5.0)
+    finish(b2bua, wire)
+
+
+def test_a_reload_changes_new_calls_only(switch: Any, sip: Any, lab_config: Config) -> None:
+    """A call ringing when the config is reloaded keeps the routing it started with."""
+    b2bua, wire = switch()
+    c = Caller(b2bua, wire, sip, NO_ANSWER)
+    r1 = leg_to(wire, c.invite(0.0), R1)
+    respond(wire, sip, r1, 180, 0.1)
+    text = Path("conf/lab.yaml").read_text().replace(
+        "      no_answer: {dial: [R2]}\n\n  \"+1 800 555 0106\"",
+        "      no_answer: {dial: [R3]}\n\n  \"+1 800 555 0106\"",
+    )
+    reloaded = parse_config(text, "lab.yaml", Path("conf"))
+    assert "R3" in str(reloaded.tracking_number(NO_ANSWER))
+    b2bua.config = reloaded  # what SIGHUP and POST /reload do
+    sent = wire.advance(2.0)
+    r2 = leg_to(wire, sent, R2)  # the old no-answer route, not R3
+    cancelled(wire, sip, r1, 2.1)
+    answered(wire, sip, c, r2, 3.0, 7002)
+    hang_up(wire, sip, c, 5.0)
+    later = Caller(b2bua, wire, sip, NO_ANSWER)
+    r1_again = leg_to(wire, later.invite(6.0), R1)
+    respond(wire, sip, r1_again, 180, 6.1)
+    assert leg_to(wire, wire.advance(8.0), R3)  # a new call follows the new config
+    finish_r3 = [x for x in wire.log if x.method == "INVITE" and x.destination == R3]
+    respond(wire, sip, finish_r3[0], 486, 8.1)
+    cancelled(wire, sip, r1_again, 8.2)
+    later.ack(8.3)
     finish(b2bua, wire)
 
 
