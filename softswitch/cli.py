@@ -23,16 +23,6 @@ def _listen(text: str) -> Listen:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _when(text: str) -> datetime.datetime:
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time; expected e.g. 2026-11-26T09:30-05:00"
-        ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
-
-
 def _header(text: str) -> tuple[str, str]:
     name, colon, value = text.partition(":")
     if not colon or not name.strip():
@@ -107,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     route.add_argument(
         "--at",
-        type=_when,
+        type=records_query.parse_when,
         help="the call's time, ISO 8601 (default: now; a time without a zone is UTC)",
     )
     route.add_argument(

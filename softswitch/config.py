@@ -215,7 +215,7 @@ def _seconds(value: object) -> float:
     raise _got(value, "a number of seconds > 0")
 
 
-def _seconds_or_zero(value: object) -> float:
+def _non_negative(value: object, expected: str) -> float:
     if (
         isinstance(value, (int, float))
         and _is_number(value)
@@ -223,7 +223,11 @@ def _seconds_or_zero(value: object) -> float:
         and value >= 0
     ):
         return float(value)
-    raise _got(value, "a number of seconds >= 0")
+    raise _got(value, expected)
+
+
+def _seconds_or_zero(value: object) -> float:
+    return _non_negative(value, "a number of seconds >= 0")
 
 
 def _positive_int(value: object) -> int:
@@ -1352,14 +1356,7 @@ def _records_path(value: object, info: ValidationInfo) -> Path:
 
 
 def _per_minute(value: object) -> float:
-    if (
-        isinstance(value, (int, float))
-        and _is_number(value)
-        and math.isfinite(value)
-        and value >= 0
-    ):
-        return float(value)
-    raise _got(value, "a price per minute >= 0, like 0.02")
+    return _non_negative(value, "a price per minute >= 0, like 0.02")
 
 
 def _rate_pattern(value: object) -> object:

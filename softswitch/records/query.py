@@ -59,7 +59,8 @@ CSV_COLUMNS = (
 )
 
 
-def _when(text: str) -> datetime.datetime:
+def parse_when(text: str) -> datetime.datetime:
+    """An ISO 8601 time for the command line; without a zone it is UTC."""
     try:
         when = datetime.datetime.fromisoformat(text)
     except ValueError:
@@ -109,9 +110,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     calls.add_argument("--disposition", type=_disposition, metavar="D",
                        help="only calls that ended so: "
                        + ", ".join(d.value for d in Disposition))
-    calls.add_argument("--since", type=_when, metavar="ISO",
+    calls.add_argument("--since", type=parse_when, metavar="ISO",
                        help="only calls started at or after (a time without a zone is UTC)")
-    calls.add_argument("--until", type=_when, metavar="ISO",
+    calls.add_argument("--until", type=parse_when, metavar="ISO",
                        help="only calls started before (a time without a zone is UTC)")
     calls.add_argument("--caller", type=_number, metavar="NUMBER",
                        help="only calls from this number")
