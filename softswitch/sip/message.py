@@ -24,7 +24,6 @@ from .errors import ParseError, SipError
 from .uri import (
     NameAddr,
     SipUri,
-    TelUri,
     Uri,
     Via,
     is_digits,
@@ -317,10 +316,6 @@ class Response(Message):
         self.status = status
         self.reason = reason
 
-    @property
-    def is_provisional(self) -> bool:
-        return self.status < 200
-
     def __bytes__(self) -> bytes:
         return self._render(f"{SIP_VERSION} {self.status} {self.reason}")
 
@@ -541,10 +536,6 @@ def _validate(message: Request | Response) -> None:
         if cseq.method != message.method:  # RFC 4475 §3.1.2.17
             raise ParseError("CSeq method does not match the request method")
         message.contacts  # noqa: B018
-
-
-def uri_scheme_supported(uri: Uri) -> bool:
-    return isinstance(uri, (SipUri, TelUri))
 
 
 
