@@ -46,6 +46,10 @@ RULES = {
     "routing": ("asyncio", "socket", "softswitch.sip", "softswitch.media", "softswitch.b2bua"),
     # calls drive the core; sockets belong to the transport edge
     "b2bua": ("socket",),
+    # records are values, a store and rating: no event loop, no calls, no HTTP
+    "records": ("asyncio", "socket", "softswitch.b2bua", "softswitch.api"),
+    # the management API sees the system only through softswitch.control
+    "api": ("socket", "softswitch.sip", "softswitch.records.store"),
 }
 
 
