@@ -25,7 +25,6 @@ from aiohttp import web
 
 from .api.server import start_api, stop_api
 from .b2bua.call import Call
-from .b2bua.legs import OutboundLeg
 from .b2bua.service import B2BUA
 from .config import Config, ConfigError, Listen, load_config
 from .control import Control
@@ -37,7 +36,6 @@ from .sip.transport import ListenAddress, SipTransport
 from .webhooks import WebhookSender
 
 log = logging.getLogger("softswitch")
-events_log = logging.getLogger("softswitch.events")
 
 # After the drain limit, how long the final BYE/CANCEL exchanges may take.
 TEARDOWN_GRACE = 5.0
@@ -61,33 +59,6 @@ def endpoint_config(config: Config, listens: list[Listen]) -> EndpointConfig:
         limits=Limits(limits.max_message_bytes, limits.max_headers, limits.max_line_bytes),
         user_agent=config.sip.user_agent,
     )
-
-
-def _log_events(b2bua: B2BUA) -> None:
-    """One line per call event (the call's own log lines carry the details)."""
-
-    def started(call: Call) -> None:
-        events_log.info(
-            "call %s started: caller %s", call.id, call.caller, extra={"call_id": call.id}
-        )
-
-    def ringing(call: Call, leg: OutboundLeg) -> None:
-        events_log.info("call %s ringing: %s", call.id, leg.target.name, extra={"call_id": call.id})
-
-    def answered(call: Call, leg: OutboundLeg) -> None:
-        events_log.info(
-            "call %s answered: %s", call.id, leg.target.name, extra={"call_id": call.id}
-        )
-
-    def ended(call: Call) -> None:
-        events_log.info(
-            "call %s ended: %s", call.id, call.record.disposition, extra={"call_id": call.id}
-        )
-
-    b2bua.events.on("call_started", started)
-    b2bua.events.on("leg_ringing", ringing)
-    b2bua.events.on("answered", answered)
-    b2bua.events.on("call_ended", ended)
 
 
 # Call records are committed in batches at most this long after they were written:
@@ -184,7 +155,6 @@ class App:
             endpoint_config(self.config, self.listens),
             epoch_offset=time.time() - loop.time(),
         )
-        _log_events(b2bua)
         _record_calls(b2bua, store, loop)
         edge = SipTransport(b2bua.endpoint, self.config.sip.limits.tcp_buffer_bytes)
         lag = LoopLag(loop)

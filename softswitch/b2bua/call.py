@@ -96,8 +96,9 @@ class Call:
 
     # ---- bookkeeping -------------------------------------------------------------
 
-    def log_event(self, text: str) -> None:
-        log.info("call %s: %s", self.id, text, extra={"call_id": self.id})
+    def log_event(self, text: str, level: int = logging.INFO) -> None:
+        """One line per call event, with the call's id (``call_id`` in JSON logs)."""
+        log.log(level, "call %s: %s", self.id, text, extra={"call_id": self.id})
 
     def track(self, transaction: ClientTransaction, leg: Leg) -> None:
         self.pending.add(id(transaction))
@@ -164,7 +165,10 @@ class Call:
                 )
                 action = Finish(503, "routing and the fail-safe number both failed")
         for line in self.router.trace:
-            self.log_event(f"route: {line}")
+            # Each routing step at debug (`softswitch route` shows the same); turning to
+            # the fail-safe number is an operational event, logged at info.
+            level = logging.INFO if line.startswith("fail-safe") else logging.DEBUG
+            self.log_event(f"route: {line}", level)
         self.router.trace.clear()
         return action
 
