@@ -235,7 +235,9 @@ class Call:
         self.state = CallState.ENDING
         self._maybe_end(now)
 
-    def accepts_answer(self, leg: OutboundLeg) -> bool:
+    @property
+    def accepts_answer(self) -> bool:
+        """Nobody has answered yet and the call is still looking for someone."""
         return self.winner is None and self.state is CallState.ROUTING
 
     # ---- leg events --------------------------------------------------------------

@@ -391,9 +391,8 @@ class OutboundLeg(LegBase):
         self.call.settled(self.transaction)  # type: ignore[arg-type]
         self.dialog = Dialog.as_uac(self.invite, response)
         self.endpoint.register_dialog(self.dialog.id, self)
-        wanted = self.state in (LegState.CALLING, LegState.RINGING) and self.call.accepts_answer(
-            self
-        )
+        live = self.state in (LegState.CALLING, LegState.RINGING)
+        wanted = live and self.call.accepts_answer
         if not self.invite.body and wanted:
             # Late offer: the 200 carries the offer and the caller's ACK the answer.
             self.ack_deferred = True
