@@ -21,7 +21,25 @@ from .records.store import RecordStore, record_to_dict
 Json = dict[str, Any]
 
 
-class Control:
+class RecordsView:
+    """Stored call records as JSON-ready values (what the API serves from the store)."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+
+    def records(
+        self, *, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> tuple[list[Json], int]:
+        """Stored call records, newest first, and how many match in all."""
+        found = self.store.query(limit=limit, offset=offset, **filters)
+        return [record_to_dict(r) for r in found], self.store.count(**filters)
+
+    def record(self, call_id: str) -> Json | None:
+        found = self.store.get(call_id)
+        return None if found is None else record_to_dict(found)
+
+
+class Control(RecordsView):
     def __init__(
         self,
         b2bua: B2BUA,
@@ -32,8 +50,8 @@ class Control:
         reload: Callable[[], tuple[bool, str]],
         loop_lag: Callable[[], float],
     ) -> None:
+        super().__init__(store)
         self.b2bua = b2bua
-        self.store = store
         self._now = now
         self._flush = flush
         self._reload = reload
@@ -85,18 +103,7 @@ class Control:
             out["state"] = leg.state.value
         return record
 
-    # ---- records, config ---------------------------------------------------------------
-
-    def records(
-        self, *, limit: int = 100, offset: int = 0, **filters: Any
-    ) -> tuple[list[Json], int]:
-        """Stored call records, newest first, and how many match in all."""
-        found = self.store.query(limit=limit, offset=offset, **filters)
-        return [record_to_dict(r) for r in found], self.store.count(**filters)
-
-    def record(self, call_id: str) -> Json | None:
-        found = self.store.get(call_id)
-        return None if found is None else record_to_dict(found)
+    # ---- config ------------------------------------------------------------------------
 
     def reload(self) -> tuple[bool, str]:
         """Reload the config file (as SIGHUP): (True, summary) or (False, every problem)."""

@@ -13,6 +13,7 @@ import csv
 import datetime
 import io
 import json
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -252,14 +253,14 @@ def run(config: Config, args: argparse.Namespace, out: TextIO | None = None) -> 
     }
     try:
         store = RecordStore(path, readonly=True)
-    except Exception as exc:  # sqlite3.Error, OSError: not a database, unreadable
+    except (sqlite3.Error, OSError) as exc:  # not a database, unreadable
         print(f"softswitch calls: {path}: cannot be read ({exc})", file=sys.stderr)
         return 1
     with store:
         try:
             records = store.query(**filters, limit=args.limit, offset=args.offset)
             total = store.count(**filters)
-        except Exception as exc:  # sqlite3.DatabaseError: a file that is not ours
+        except sqlite3.Error as exc:  # a file that is not ours
             print(f"softswitch calls: {path}: cannot be read ({exc})", file=sys.stderr)
             return 1
     if args.json:

@@ -19,6 +19,7 @@ from softswitch.api.metrics import make_registry, render
 from softswitch.api.openapi import document
 from softswitch.api.server import ROUTES, BadRequest, parse_time
 from softswitch.config import ApiSettings
+from softswitch.control import RecordsView
 from softswitch.records.model import CallRecord, Disposition, LegRecord
 from softswitch.records.store import RecordStore, record_to_dict
 
@@ -60,11 +61,11 @@ def live_call(call_id: str, started_at: float) -> dict[str, Any]:
     return data
 
 
-class FakeControl:
+class FakeControl(RecordsView):
     """Control's API-facing methods over a real RecordStore and canned live calls."""
 
     def __init__(self, store: RecordStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.draining = False
         self.calls = {c: live_call(c, T0 + 3600 + i) for i, c in enumerate(("live-1", "live-2"))}
         self.hung_up: list[str] = []
@@ -89,15 +90,6 @@ class FakeControl:
             return False
         self.hung_up.append(call_id)
         return True
-
-    def records(self, *, limit: int = 100, offset: int = 0,
-                **filters: Any) -> tuple[list[dict[str, Any]], int]:
-        found = self.store.query(limit=limit, offset=offset, **filters)
-        return [record_to_dict(r) for r in found], self.store.count(**filters)
-
-    def record(self, call_id: str) -> dict[str, Any] | None:
-        found = self.store.get(call_id)
-        return None if found is None else record_to_dict(found)
 
     def reload(self) -> tuple[bool, str]:
         self.reloads += 1

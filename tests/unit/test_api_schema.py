@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, settings
 from softswitch.api import create_app, start_api, stop_api
 from softswitch.api.openapi import document
 from softswitch.config import ApiSettings
+from softswitch.control import RecordsView
 from softswitch.records.model import CallRecord, Disposition, LegRecord
 from softswitch.records.store import RecordStore, record_to_dict
 
@@ -52,12 +53,12 @@ def make_record(call_id: str, started_at: float, disposition: Disposition) -> Ca
     )
 
 
-class FakeControl:
+class FakeControl(RecordsView):
     """Control's API-facing methods over a real RecordStore and two canned live calls;
     hangup changes nothing, reload is alternately accepted and refused."""
 
     def __init__(self, store: RecordStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.reloads = 0
         self.calls: dict[str, dict[str, Any]] = {}
         for i, call_id in enumerate(("live-1", "live-2")):
@@ -82,15 +83,6 @@ class FakeControl:
 
     def hangup(self, call_id: str) -> bool:
         return call_id in self.calls
-
-    def records(self, *, limit: int = 100, offset: int = 0,
-                **filters: Any) -> tuple[list[dict[str, Any]], int]:
-        found = self.store.query(limit=limit, offset=offset, **filters)
-        return [record_to_dict(r) for r in found], self.store.count(**filters)
-
-    def record(self, call_id: str) -> dict[str, Any] | None:
-        found = self.store.get(call_id)
-        return None if found is None else record_to_dict(found)
 
     def reload(self) -> tuple[bool, str]:
         self.reloads += 1
