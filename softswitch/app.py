@@ -5,7 +5,7 @@ after ``drain_limit`` seconds whatever is left is ended (BYE, or CANCEL and 503 
 calls still ringing); the process then exits 0.  SIGHUP reloads the config: a config
 that does not validate is refused with the reason and the old one stays; calls in
 progress keep the plan they started with.  SIGUSR1 logs one line of live counts
-(calls, transactions, dialogs, timers, tasks) as JSON, for leak checks, and one of
+(calls, transactions, dialogs, timers, tasks, RTP streams) as JSON, for leak checks, and one of
 the endpoint's event counters (parse errors, stray responses, absorbed
 retransmissions, transaction timeouts).
 """
@@ -28,6 +28,8 @@ from .b2bua.call import Call
 from .b2bua.service import B2BUA
 from .config import Config, ConfigError, Listen, load_config
 from .control import Control
+from .media.files import load_audio
+from .media.relay import RelayEngine
 from .records.store import RecordStore
 from .sip.endpoint import EndpointConfig
 from .sip.message import Limits
@@ -150,13 +152,17 @@ class App:
         store = self._open_store()
         if store is None:
             return 1
+        media = RelayEngine(loop, self.config.media.host, self.config.media.ports)
         b2bua = B2BUA(
             self.config,
             endpoint_config(self.config, self.listens),
             epoch_offset=time.time() - loop.time(),
+            media=media,
         )
         _record_calls(b2bua, store, loop)
         edge = SipTransport(b2bua.endpoint, self.config.sip.limits.tcp_buffer_bytes)
+        # A digit or an RTP timeout makes a call act: send what it queued, as after SIP.
+        media.after_event = edge.flush
         lag = LoopLag(loop)
         webhooks = WebhookSender(self.config.webhooks)
         webhooks.attach(b2bua.events)
@@ -178,6 +184,7 @@ class App:
         except OSError as exc:
             log.error("cannot listen: %s", exc)
             await edge.close()
+            media.close()
             lag.stop()
             store.close()
             return 1
@@ -193,6 +200,7 @@ class App:
         if api is not None:
             await stop_api(api)
         await edge.close()
+        media.close()
         lag.stop()
         store.commit()
         store.close()
@@ -223,6 +231,7 @@ class App:
         API and webhooks take effect at the next start."""
         try:
             config = load_config(self.config_path)
+            load_audio(config, str(self.config_path))
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return False, str(exc)
@@ -238,5 +247,7 @@ class App:
     def _stats(self, b2bua: B2BUA) -> None:
         counts = b2bua.stats()
         counts["tasks"] = len(asyncio.all_tasks())
+        if isinstance(b2bua.media, RelayEngine):
+            counts.update(b2bua.media.stats())
         log.info("stats %s", json.dumps(counts, sort_keys=True))
         log.info("counters %s", json.dumps(b2bua.endpoint.counters, sort_keys=True))

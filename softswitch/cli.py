@@ -137,10 +137,18 @@ def main(argv: list[str] | None = None) -> int:
         return _route(config, args)
     if args.command == "calls":
         return records_query.run(config, args)
+    from .media.files import load_audio  # decoding audio is PyAV's: only for check and run
+
+    try:
+        audio_files = load_audio(config, str(args.config))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     if args.command == "check":
         print(
             f"{args.config}: OK ({len(config.tracking_numbers)} tracking numbers, "
-            f"{len(config.receiving_numbers)} receiving numbers, {len(config.trunks)} trunks)"
+            f"{len(config.receiving_numbers)} receiving numbers, {len(config.trunks)} trunks, "
+            f"{audio_files} audio files)"
         )
         return 0
     logs.setup(args.log_level or config.log_level, args.log_format)

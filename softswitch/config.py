@@ -30,11 +30,13 @@ for the lab of LAB.md)::
 
     sip: {listen: ["udp:127.0.0.1:5060", "tcp:[::1]:5060"], timers: {...},
           limits: {...}, user_agent: ..., public_host: ..., realm: ...}
+    media: {mode: direct | relay, host, ports: "20000-29999", rtp_timeout, ringback}
     drain_limit: 30          # seconds
     log_level: info
     trunks: [{name, networks: [CIDR...], outbound_proxy: sip-URI, credentials}]
     schedules: {NAME: {timezone, weekly: [{days, start, end}], exceptions: [...]}}
-    receiving_numbers: {NAME: {number, label, uri | trunk, ring_timeout, ...}}
+    receiving_numbers: {NAME: {number, label, uri | trunk, ring_timeout, dial_extension,
+                               whisper, screening: {key, timeout}, ...}}
     routes: {NAME: ROUTE}
     agents: {NAME: {password | ha1, inbound_number}}
     menus: {NAME: {prompt, keys: {DIGIT: ROUTE}, timeout, retries, default: ROUTE}}
@@ -124,6 +126,8 @@ __all__ = [
     "Credentials",
     "DatedException",
     "DialExtension",
+    "MediaSettings",
+    "Screening",
     "DialRoute",
     "GeoLocation",
     "GeoRoute",
@@ -686,6 +690,51 @@ class SipSettings(_Model):
 
 
 # --------------------------------------------------------------------------
+# media:
+
+
+def _ip_address(value: object) -> str:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value.strip("[]")))
+        except ValueError:
+            pass
+    raise _got(value, "an IPv4 or IPv6 address (softswitch binds its RTP sockets there)")
+
+
+def _port_range(value: object) -> tuple[int, int]:
+    expected = 'a range of UDP ports "LOW-HIGH" with LOW even, e.g. "20000-29999"'
+    if isinstance(value, str):
+        low_text, dash, high_text = value.replace(" ", "").partition("-")
+        if dash and low_text.isdigit() and high_text.isdigit():
+            low, high = int(low_text), int(high_text)
+            # RTP on even ports, RTCP on the next odd one (RFC 3550 §11).
+            if 1024 <= low < high <= 65535 and low % 2 == 0:
+                return low, high
+    raise _got(value, expected)
+
+
+class MediaSettings(_Model):
+    """The ``media:`` section: where softswitch's own RTP lives.
+
+    ``mode: direct`` leaves RTP between caller and receiving number unless a leg
+    needs softswitch in the media path (a dial extension, a whisper, screening);
+    ``relay`` anchors every call.  Each anchored leg takes an RTP/RTCP port pair
+    from ``ports`` on ``host`` (also the address written into SDP).  A call whose
+    RTP stops for ``rtp_timeout`` seconds is ended (0: never).  ``ringback`` is what
+    a caller hears while a whisper plays: ``local`` (a 180, the caller's phone rings)
+    or ``generated`` (ringback tone as early media); after early media was relayed
+    the tone is always generated, since the caller's phone is then listening to us.
+    """
+
+    mode: Literal["direct", "relay"] = "direct"
+    host: Annotated[str, BeforeValidator(_ip_address)] = "127.0.0.1"
+    ports: Annotated[tuple[int, int], BeforeValidator(_port_range)] = (20000, 29999)
+    rtp_timeout: Annotated[float, BeforeValidator(_seconds_or_zero)] = 60.0
+    ringback: Literal["local", "generated"] = "local"
+
+
+# --------------------------------------------------------------------------
 # trunks:
 
 
@@ -966,10 +1015,32 @@ AgentRoute.model_rebuild()
 
 class DialExtension(_Model):
     """DTMF digits sent to a receiving number ``delay`` seconds after it answers
-    (an extension behind an auto-attendant).  ``w`` waits 0.5 s, ``W`` 1 s."""
+    (an extension behind an auto-attendant).  ``w`` waits 0.5 s, ``W`` 1 s.  Each
+    digit sounds for ``duration`` seconds with ``gap`` seconds of silence after it;
+    sent as RFC 4733 telephone-events, or as SIP INFO when the receiving end did
+    not offer telephone-event."""
 
     digits: Annotated[str, BeforeValidator(_dtmf)]
     delay: Annotated[float, BeforeValidator(_seconds_or_zero)] = 0.0
+    duration: Seconds = 0.1
+    gap: Seconds = 0.1
+
+
+def _screening_key(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return str(value)
+    if isinstance(value, str) and len(value) == 1 and value in "0123456789*#ABCD":
+        return value
+    raise _got(value, "one DTMF key: 0-9, *, #, A-D")
+
+
+class Screening(_Model):
+    """Press-a-key screening: after the whisper (which should ask for the key), the
+    person who answered must press ``key`` within ``timeout`` seconds; no key or
+    another key counts as no answer, so a voicemail cannot take the call."""
+
+    key: Annotated[str, BeforeValidator(_screening_key)] = "1"
+    timeout: Seconds = 5.0
 
 
 class ReceivingNumber(_Model):
@@ -998,8 +1069,15 @@ class ReceivingNumber(_Model):
     """Add a Diversion header (RFC 5806) naming the tracking number."""
     dial_extension: DialExtension | None = None
     whisper: AudioPath | None = None
+    screening: Screening | None = None
     hours: Text | None = None
     no_answer: Route | None = None
+
+    @field_validator("screening", mode="before")
+    @classmethod
+    def _screening_shorthand(cls, value: object) -> object:
+        # "screening: true" asks for the default key 1 within 5 s.
+        return {} if value is True else value
 
     @field_validator("dial_extension", mode="before")
     @classmethod
@@ -1490,7 +1568,7 @@ def _record(info: ValidationInfo, loc: Loc, message: str) -> None:
 _SECTIONS = frozenset(
     {"sip", "trunks", "schedules", "receiving_numbers", "routes", "agents", "menus", "queues"}
     | {"routing", "geo_routers", "conditional_routers", "tracking_numbers"}
-    | {"billing", "rates", "api", "webhooks"}
+    | {"billing", "rates", "api", "webhooks", "media"}
 )
 
 
@@ -1498,6 +1576,7 @@ class Config(_Model):
     """The validated configuration; see the module docstring for the YAML."""
 
     sip: SipSettings = SipSettings()
+    media: MediaSettings = MediaSettings()
     drain_limit: Seconds = 30.0
     """Seconds SIGTERM waits for calls to finish before sending BYE to the rest."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -13,7 +13,15 @@ with ``Reason: SIP;cause=200;text="Call completed elsewhere"`` (RFC 3326), and a
 2xx that arrives after that is ACKed and BYEd.  A final status in the route's
 hunt-stop set (6xx by default) ends the search at once, cancelling the other legs.
 
-Once answered, the caller gets 200 with the winner's SDP and the call is bridged.
+A receiving number with a dial extension, a whisper or screening is not connected
+when it answers: its leg first runs the answer-time sequence
+(:mod:`~softswitch.b2bua.confirm`) while the caller keeps hearing ringing, and only a
+confirmed leg is the call's answer; one that is not confirmed (no key, or it hangs
+up) counts as no answer and the route moves on.  Media of such legs is anchored
+(:mod:`~softswitch.b2bua.media`).
+
+Once answered, the caller gets 200 with the winner's SDP (softswitch's own when the
+leg is anchored) and the call is bridged.
 In-dialog requests (re-INVITE, UPDATE, INFO) are relayed to the other side and
 their answers relayed back; BYE from either side ends both.  The call is over
 when every leg has finished its last transaction; it then unregisters itself and
@@ -29,14 +37,20 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..config import Credentials
+from ..media import audio
+from ..media.dtmf import parse_info
+from ..media.streams import MediaUnavailable
 from ..records.model import CallRecord, Disposition, LegRecord
 from ..records.rating import price
 from ..routing.router import Action, Dial, Finish, LegResult, Outcome, Router, Target
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
+from ..sip.sdp import SdpError
 from ..sip.transaction import ClientTransaction, InviteServerTransaction, ServerTransaction
 from ..sip.uri import SipUri, parse_uri
+from .confirm import Confirmation
 from .legs import InboundLeg, Leg, LegState, OutboundLeg, destination_of
+from .media import SDP, CallMedia
 
 if TYPE_CHECKING:
     from .service import B2BUA
@@ -93,6 +107,9 @@ class Call:
         self.relays: dict[int, tuple[ServerTransaction, Request]] = {}
         # Client transactions whose outcome the call still waits for.
         self.pending: set[int] = set()
+        self.media = CallMedia(
+            service.media, service.config.media, invite.body, int(service.wall(now))
+        )
 
     # ---- bookkeeping -------------------------------------------------------------
 
@@ -199,7 +216,14 @@ class Call:
         except (SipError, ValueError) as exc:  # a target softswitch cannot reach
             self.log_event(f"cannot dial {target.name} ({target.uri}): {exc}")
             return None
-        invite = self.service.outbound_invite(self, leg, uri, target, transport)
+        try:
+            body = self.media.leg_offer(leg.number, target.needs_media, self.inbound.invite.body)
+        except (MediaUnavailable, SdpError) as exc:
+            self.log_event(f"cannot anchor the media of {target.name}: {exc}")
+            return None
+        if target.needs_media and not self.media.anchored_leg(leg.number):
+            self.log_event(f"media is off: {target.name} is connected without extension or whisper")
+        invite = self.service.outbound_invite(self, leg, uri, target, transport, body)
         leg.record = LegRecord(
             leg.number, target.name, target.number, target.label, self.service.wall(now)
         )
@@ -252,13 +276,88 @@ class Call:
         if self.record.first_ring_at is None:
             self.record.first_ring_at = at
         self.log_event(f"leg {leg.number} {leg.target.name} ringing ({response.status})")
-        self.inbound.ringing(
-            response.status, response.body, response.headers.get("content-type"), now
+        body, content_type = response.body, response.headers.get("content-type")
+        if body and self.media.anchored_leg(leg.number):
+            try:
+                self.media.leg_sdp(leg.number, body)
+            except SdpError as exc:
+                self.log_event(f"leg {leg.number}: early SDP ignored: {exc}")
+                body = b""
+            else:
+                early = not self.inbound.early_sdp_sent
+                body = self.media.sdp_for_caller(leg.number, body, early) if early else b""
+                content_type = SDP
+        self.inbound.ringing(response.status, body, content_type, now)
+
+    def leg_picked_up(self, leg: OutboundLeg, response: Response, now: float) -> None:
+        """A receiving number sent 200: confirm it first if it needs that, else answer."""
+        leg.record.answered_at = self.service.wall(now)
+        anchored = self.media.anchored_leg(leg.number)
+        if anchored:
+            try:
+                self.media.leg_sdp(leg.number, response.body)
+            except SdpError as exc:
+                self.log_event(f"leg {leg.number} {leg.target.name}: unusable SDP: {exc}")
+                leg.send_bye(now)
+                self.leg_failed(leg, 488, Outcome.FAILED, now)
+                return
+        if not (anchored and leg.target.needs_media):
+            self.leg_answered(leg, response, now)
+            return
+        self.log_event(f"leg {leg.number} {leg.target.name} picked up: confirming")
+        self.media.stop_early(leg.number)
+        self._ringback(leg, now)
+        leg.confirmation = Confirmation(
+            self,
+            leg,
+            self.media.stream_of(leg.number),
+            self.media.remote_of(leg.number),
+            partial(self._confirmed, leg, response),
         )
+        leg.confirmation.start(now)
+
+    def _ringback(self, leg: OutboundLeg, now: float) -> None:
+        """The caller keeps hearing ringing while a leg is confirmed: its own (a 180),
+        or a generated tone once it listens to softswitch's early media."""
+        if self.inbound.state not in (LegState.CALLING, LegState.RINGING):
+            return
+        if self.media.early_from not in (None, leg.number):
+            return  # another leg's early media is what the caller hears
+        listening = self.media.early_from is not None
+        if not listening and not self.inbound.early_sdp_sent:
+            if self.service.config.media.ringback == "generated":
+                try:
+                    sdp = self.media.early_sdp_for_caller()
+                except (SdpError, MediaUnavailable) as exc:
+                    self.log_event(f"no generated ringback: {exc}")
+                    sdp = None
+                if sdp is not None:
+                    self.inbound.ringing(183, sdp, SDP, now)
+                    listening = True
+            if not listening and self.inbound.state is LegState.CALLING:
+                self.inbound.ringing(180, b"", None, now)
+        remote = self.media.caller_remote()
+        stream = self.media.caller_stream()
+        if listening and stream is not None and remote is not None:
+            stream.play(audio.ringback(remote.codec), now, repeat=True)
+
+    def _confirmed(
+        self, leg: OutboundLeg, response: Response, confirmed: bool, why: str, now: float
+    ) -> None:
+        leg.confirmation = None
+        self.log_event(f"leg {leg.number} {leg.target.name}: {why}")
+        if confirmed and self.accepts_answer:
+            self.leg_answered(leg, response, now)
+            return
+        leg.record.reason = why
+        leg.send_bye(now)
+        self.leg_failed(leg, 480, Outcome.NO_ANSWER, now)
 
     def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
         self.winner = leg
-        leg.record.answered_at = self.record.answered_at = self.service.wall(now)
+        self.record.answered_at = self.service.wall(now)
+        if leg.record.answered_at is None:
+            leg.record.answered_at = self.record.answered_at
         leg.record.outcome = "answered"
         leg.record.status = response.status
         self.record.pattern = self.pattern
@@ -270,11 +369,25 @@ class Call:
         for other in self.outbound:
             if other is not leg:
                 other.abandon(now, ANSWERED_ELSEWHERE)
+                self.media.close_leg(other.number)
         self.log_event(f"answered by leg {leg.number} {leg.target.name}")
         self.service.emit("answered", self, leg)
-        self.inbound.answer(response.body, response.headers.get("content-type"), now)
+        body, content_type = response.body, response.headers.get("content-type")
+        if self.media.anchored_leg(leg.number):
+            body = self.media.sdp_for_caller(leg.number, body, early=False)
+            content_type = SDP if body else None
+            streams = self.media.bridge(leg.number)
+            if streams is not None:
+                for stream in streams:
+                    stream.listen(None, self._rtp_stopped)
+        self.inbound.answer(body, content_type, now)
+
+    def _rtp_stopped(self, now: float) -> None:
+        timeout = self.service.config.media.rtp_timeout
+        self.hangup(None, now, f"no RTP for {timeout:g} s")
 
     def inbound_confirmed(self, ack: Request, now: float) -> None:
+        self.media.caller_ack_sdp(ack.body)
         if self.winner is not None and self.winner.ack_deferred:
             self.winner.send_ack(ack.body, ack.headers.get("content-type"))
         if self.state is CallState.ANSWERED:
@@ -285,6 +398,7 @@ class Call:
 
     def leg_failed(self, leg: OutboundLeg, status: int, outcome: Outcome, now: float) -> None:
         self.release(leg)
+        self.media.close_leg(leg.number)
         leg.result = LegResult(leg.target.name, status, outcome)
         leg.record.status, leg.record.outcome = status, outcome.value
         leg.record.ended_at = self.service.wall(now)
@@ -383,13 +497,28 @@ class Call:
             return
         if request.method == "BYE":
             self.endpoint.respond(txn, request.response(200), now)
+            confirming = isinstance(leg, OutboundLeg) and leg.confirmation is not None
             leg.state = LegState.ENDED
             leg.close()
-            self.hangup(leg, now, "BYE")
+            if confirming:
+                # Hung up before being connected: as if it had not answered.
+                assert isinstance(leg, OutboundLeg)
+                self.log_event(f"leg {leg.number} {leg.target.name} hung up before the bridge")
+                leg.record.reason = "hung up before being connected"
+                self.leg_failed(leg, 480, Outcome.NO_ANSWER, now)
+            else:
+                self.hangup(leg, now, "BYE")
             return
         if request.method == "OPTIONS":
             self.endpoint.respond(txn, request.response(200), now)
             return
+        bridged = self.state in (CallState.BRIDGED, CallState.ANSWERED)
+        if request.method == "INFO" and not (bridged and self._peer(leg) is not None):
+            digit = parse_info(request.headers.get("content-type"), request.body)
+            if digit is not None:
+                self.endpoint.respond(txn, request.response(200), now)
+                self.dtmf_received(leg, digit, now)
+                return
         peer = self._peer(leg)
         if (
             peer is None
@@ -402,10 +531,33 @@ class Call:
             return
         if request.method in ("INVITE", "UPDATE"):
             leg.dialog.update_target(request)
+        try:
+            body = self._relay_sdp(leg, peer, request.body)
+        except SdpError as exc:
+            self.endpoint.respond(txn, request.response(exc.status_code, exc.reason), now)
+            return
         relayed = self.send_in_dialog(
-            peer, request.method, now, request.body, request.headers.get("content-type")
+            peer, request.method, now, body, request.headers.get("content-type")
         )
         self.relays[id(relayed)] = (txn, request)
+
+    def _relay_sdp(self, source: Leg, target: Leg, body: bytes) -> bytes:
+        """An in-dialog SDP rewritten for the other side when media is anchored."""
+        if not body:
+            return body
+        def side(leg: Leg) -> int | None:  # CallMedia's key: None is the caller
+            return leg.number if isinstance(leg, OutboundLeg) else None
+
+        return self.media.relay_sdp(side(source), side(target), body)
+
+    def dtmf_received(self, leg: Leg, digit: str, now: float) -> None:
+        """A digit from a leg (RFC 4733 or SIP INFO), before the call is bridged."""
+        if isinstance(leg, OutboundLeg) and leg.confirmation is not None:
+            leg.confirmation.digit(digit, now)
+            return
+        self.log_event(f"digit {digit} from the {'caller' if leg is self.inbound else 'callee'}",
+                       logging.DEBUG)
+        self.service.emit("dtmf", self, leg, digit)
 
     def _peer(self, leg: Leg) -> Leg | None:
         if leg is self.inbound:
@@ -428,18 +580,22 @@ class Call:
             leg.dialog.update_target(response)
             extra.append(("Contact", self.endpoint.contact(server_txn.transport)))
         content_type = response.headers.get("content-type")
-        if response.body and content_type:
+        body = response.body
+        origin = self._peer(leg)
+        if body and origin is not None:
+            try:
+                body = self._relay_sdp(leg, origin, body)
+            except SdpError as exc:
+                self.log_event(f"unusable SDP in a relayed {response.status}: {exc}")
+        if body and content_type:
             extra.append(("Content-Type", content_type))
-        answer = original.response(
-            response.status, response.reason, extra=extra, body=response.body
-        )
+        answer = original.response(response.status, response.reason, extra=extra, body=body)
         self.endpoint.respond(server_txn, answer, now)
         if original.method == "INVITE" and response.status < 300:
             # The peer's 2xx is ACKed at once (its offer/answer is complete: the
             # re-INVITE carried the offer); the originator's 2xx is retransmitted
             # until its own ACK arrives.
             self._ack_relayed_invite(leg, response)
-            origin = self._peer(leg)
             if origin is not None:
                 origin.retransmit_2xx(answer, server_txn.response_destination, now)
 
@@ -494,6 +650,7 @@ class Call:
             if any(leg.state not in done and leg not in silent for leg in self.outbound):
                 return
             self.state = CallState.ENDED
+            self.media.close()
             for leg in (self.inbound, *self.outbound):
                 leg.close()
                 if isinstance(leg, OutboundLeg):

@@ -26,6 +26,7 @@ from ..sip.uri import SipUri
 
 if TYPE_CHECKING:
     from .call import Call
+    from .confirm import Confirmation
 
 
 class LegState(Enum):
@@ -280,6 +281,8 @@ class OutboundLeg(LegBase):
         self.result: LegResult | None = None  # how it ended, if not as the answer
         self.record: LegRecord  # set by the call when the leg is dialled
         self.silence_timer: TimerHandle | None = None
+        # Answered but not yet connected: the answer-time sequence (see confirm.py).
+        self.confirmation: Confirmation | None = None
 
     def start(self, invite: Request, destination: Address, transport: str, now: float) -> None:
         self.invite = invite
@@ -318,8 +321,16 @@ class OutboundLeg(LegBase):
             self.call.leg_failed(self, status, outcome, now)
 
     def abandon(self, now: float, reason: str | None) -> None:
-        """Stop ringing this leg: CANCEL now, or as soon as a 1xx allows it (§9.1)."""
+        """Stop ringing this leg: CANCEL now, or as soon as a 1xx allows it (§9.1); a
+        leg that answered but is not connected yet gets BYE."""
         self._stop_ring_timer()
+        if self.confirmation is not None:
+            self.call.release(self)
+            if reason:
+                self.record.outcome, self.record.reason = "cancelled", reason
+                self.record.ended_at = self.call.service.wall(now)
+            self.send_bye(now)
+            return
         if self.state not in (LegState.CALLING, LegState.RINGING):
             return
         self.call.release(self)
@@ -400,7 +411,7 @@ class OutboundLeg(LegBase):
             self.send_ack(b"", None)
         if wanted:
             self.state = LegState.ANSWERED
-            self.call.leg_answered(self, response, now)
+            self.call.leg_picked_up(self, response, now)
         else:
             # Cancelled, timed out or beaten by another leg: ACK and BYE (§15).
             self.call.log_event(f"leg {self.number} {self.target.name}: late 200, sending BYE")
@@ -449,7 +460,13 @@ class OutboundLeg(LegBase):
         self.call.track(self.transaction, self)
         return True
 
+    def _stop_confirming(self) -> None:
+        if self.confirmation is not None:
+            self.confirmation.stop()
+            self.confirmation = None
+
     def send_bye(self, now: float) -> None:
+        self._stop_confirming()
         if self.dialog is None or self.bye is not None:
             return
         if self.ack_deferred:
@@ -480,6 +497,7 @@ class OutboundLeg(LegBase):
 
     def close(self) -> None:
         self._stop_ring_timer()
+        self._stop_confirming()
         super().close()
 
 

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from pyee import EventEmitter
 
 from ..config import Config, Credentials, TrackingNumber
+from ..media.streams import MediaEngine
 from ..routing.conditions import CallFacts
 from ..routing.counters import InMemoryCounters, LiveCounters
 from ..routing.router import Router, Target
@@ -49,8 +50,11 @@ class B2BUA:
         counters: LiveCounters | None = None,
         wall_clock: Callable[[], datetime.datetime] | None = None,
         epoch_offset: float = 0.0,
+        media: MediaEngine | None = None,
     ) -> None:
         self.config = config
+        # RTP streams for anchored legs; None: media is never anchored (SDP passes through).
+        self.media = media
         # Loop time ``now`` + epoch_offset = wall-clock seconds since the epoch, so
         # call records carry the time each message reached the socket.
         self.epoch_offset = epoch_offset
@@ -194,9 +198,10 @@ class B2BUA:
     # ---- helpers for calls -----------------------------------------------------------
 
     def outbound_invite(
-        self, call: Call, leg: OutboundLeg, uri: SipUri, target: Target, transport: str
+        self, call: Call, leg: OutboundLeg, uri: SipUri, target: Target, transport: str, body: bytes
     ) -> Request:
-        """A new INVITE for one leg: its own Call-ID, tags, CSeq and Via (issue #2)."""
+        """A new INVITE for one leg: its own Call-ID, tags, CSeq and Via (issue #2), and
+        the SDP the call gives it (the caller's, or softswitch's when anchored)."""
         inbound = call.inbound.invite
         host = self.endpoint.config.local[transport][0]
         host = f"[{host}]" if ":" in host else host
@@ -225,10 +230,9 @@ class B2BUA:
             # RFC 5806: the call was diverted from the tracking number.
             headers.set("diversion", f"<sip:{tracking_number}@{host}>;reason=unconditional")
         headers.set("allow", ", ".join(self.endpoint.config.allow))
-        content_type = inbound.headers.get("content-type")
-        if inbound.body and content_type:
-            headers.set("content-type", content_type)
-        return Request("INVITE", uri, headers, inbound.body)
+        if body:
+            headers.set("content-type", inbound.headers.get("content-type") or "application/sdp")
+        return Request("INVITE", uri, headers, body)
 
     def wall(self, now: float) -> float:
         return now + self.epoch_offset

@@ -41,11 +41,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from ..config import (
     AgentRoute,
     ConditionalRoute,
     Config,
+    DialExtension,
     DialRoute,
     GeoRoute,
     MenuRoute,
@@ -54,6 +56,7 @@ from ..config import (
     ReceivingNumber,
     Route,
     RouteRef,
+    Screening,
     TrackingNumber,
 )
 from . import geo
@@ -88,6 +91,15 @@ class Target:
     no_provisional_timeout: float
     present_tracking_number: bool  # caller_id: tracking
     diversion: bool
+    # What happens between this number answering and the caller being connected:
+    dial_extension: DialExtension | None = None
+    whisper: Path | None = None  # the tracking number's whisper, else the number's own
+    screening: Screening | None = None
+
+    @property
+    def needs_media(self) -> bool:
+        """softswitch must be in the media path of this leg (anchored RTP)."""
+        return bool(self.dial_extension or self.whisper or self.screening)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +148,15 @@ def final_status(statuses: Sequence[int], default: int = 480) -> int:
     return default
 
 
-def make_target(config: Config, number: ReceivingNumber, ring_timeout: float | None) -> Target:
+def make_target(
+    config: Config,
+    number: ReceivingNumber,
+    ring_timeout: float | None,
+    tracking: TrackingNumber | None = None,
+) -> Target:
+    """How to ring ``number``; ``tracking``'s whisper, if it has one, replaces the
+    number's own (the product page: a receiving number's whisper is skipped when its
+    tracking number has a whisper configured)."""
     proxy: str | None = None
     if number.uri is not None:
         uri = number.uri
@@ -159,6 +179,9 @@ def make_target(config: Config, number: ReceivingNumber, ring_timeout: float | N
         no_provisional_timeout=number.no_provisional_timeout,
         present_tracking_number=number.caller_id == "tracking",
         diversion=number.diversion,
+        dial_extension=number.dial_extension,
+        whisper=tracking.whisper if tracking and tracking.whisper else number.whisper,
+        screening=number.screening,
     )
 
 
@@ -185,7 +208,7 @@ class _DialFrame:
             name = self.pending.pop(0)
             if router.usable(name):
                 chosen.append(make_target(router.config, router.config.receiving_numbers[name],
-                                          self.route.ring_timeout))
+                                          self.route.ring_timeout, router.tracking))
                 if not self.simultaneous:
                     break
         if not chosen:
@@ -256,7 +279,7 @@ class Router:
         self._fail_safe_used = True
         self._agenda.clear()
         self._dialed.add(name)
-        target = make_target(self.config, self.config.receiving_numbers[name], None)
+        target = make_target(self.config, self.config.receiving_numbers[name], None, self.tracking)
         self.trace.append(f"fail-safe: {why}")
         return Dial((target,), f"dial fail-safe {name} ({why})", "fail-safe")
 
