@@ -247,7 +247,11 @@ class App:
     def _stats(self, b2bua: B2BUA) -> None:
         counts = b2bua.stats()
         counts["tasks"] = len(asyncio.all_tasks())
-        if isinstance(b2bua.media, RelayEngine):
-            counts.update(b2bua.media.stats())
+        counters = dict(b2bua.endpoint.counters)
+        if b2bua.media is not None:
+            media = b2bua.media.stats()
+            counts["rtp_streams"] = media.pop("rtp_streams", 0)
+            media.pop("rtp_ports_active", None)
+            counters.update(media)
         log.info("stats %s", json.dumps(counts, sort_keys=True))
-        log.info("counters %s", json.dumps(b2bua.endpoint.counters, sort_keys=True))
+        log.info("counters %s", json.dumps(counters, sort_keys=True))

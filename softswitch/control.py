@@ -122,6 +122,12 @@ class Control(RecordsView):
 
     # ---- metrics ---------------------------------------------------------------------
 
+    def _media_stats(self) -> dict[str, int]:
+        names = ("rtp_packets_relayed", "rtp_packets_lost", "rtp_ports_active")
+        media = self.b2bua.media
+        stats = media.stats() if media is not None else {}
+        return {name: stats.get(name, 0) for name in names}
+
     def metrics(self) -> Json:
         """Counters and gauges for the Prometheus exposition (read at scrape time)."""
         endpoint = self.b2bua.endpoint
@@ -138,8 +144,6 @@ class Control(RecordsView):
             "retransmissions_received": counters.get("retransmissions_absorbed", 0),
             "parse_errors": counters.get("parse_errors", 0),
             "transactions": len(endpoint.client_transactions) + len(endpoint.server_transactions),
-            "rtp_packets_relayed": 0,  # media anchoring comes with issue #4
-            "rtp_packets_lost": 0,
-            "rtp_ports_active": 0,
+            **self._media_stats(),
             "event_loop_lag_seconds": self._loop_lag(),
         }

@@ -160,6 +160,14 @@ class RelayStream:
         self.on_silence: SilenceCallback | None = None
         self.received = 0
         self.sent = 0
+        # Loss as RFC 3550 A.3 counts it: packets expected from the sequence numbers
+        # seen (extended by wrap cycles) minus packets received, per source.
+        self.source: bytes | None = None
+        self.base_seq = 0
+        self.max_seq = 0
+        self.cycles = 0
+        self.source_received = 0
+        self.lost_before = 0  # by earlier sources of this stream
         self.dropped = 0  # from a source other than the latched one, or unsendable
         self.timeout = 0.0
         self.seen = 0  # packet count at the last sweep
@@ -222,6 +230,7 @@ class RelayStream:
         if len(data) < 12 or data[0] >> 6 != 2:
             self.dropped += 1
             return
+        self._count(data)
         remote = self.remote
         if (
             self.on_dtmf is not None
@@ -235,6 +244,30 @@ class RelayStream:
             if other.sender.used:
                 data = other.sender.rewrite(data, self.loop.time())
             other._send(other.rtp, data, other.rtp_peer)
+
+    def _count(self, data: bytes) -> None:
+        seq = data[2] << 8 | data[3]
+        ssrc = data[8:12]
+        if ssrc != self.source:
+            self.lost_before += self.lost_now
+            self.source, self.base_seq, self.max_seq = ssrc, seq, seq
+            self.cycles = self.source_received = 0
+        elif (seq - self.max_seq) & 0xFFFF < 0x8000:  # in order, maybe after a gap
+            if seq < self.max_seq:
+                self.cycles += 0x10000
+            self.max_seq = seq
+        self.source_received += 1
+
+    @property
+    def lost_now(self) -> int:
+        if self.source is None:
+            return 0
+        expected = self.cycles + self.max_seq - self.base_seq + 1
+        return max(0, expected - self.source_received)
+
+    @property
+    def lost(self) -> int:
+        return self.lost_before + self.lost_now
 
     def _event(self, data: bytes) -> None:
         offset = 12 + 4 * (data[0] & 0x0F)
@@ -364,6 +397,8 @@ class RelayEngine:
         self.streams: set[RelayStream] = set()
         self.watched: set[RelayStream] = set()
         self._sweep: asyncio.TimerHandle | None = None
+        self.relayed_closed = 0  # packets sent by streams already closed
+        self.lost_closed = 0
 
     @property
     def host(self) -> str:
@@ -384,6 +419,8 @@ class RelayEngine:
         raise MediaUnavailable(f"no free RTP port pair on {self._host} in the media port range")
 
     def release(self, stream: RelayStream) -> None:
+        self.relayed_closed += stream.sent
+        self.lost_closed += stream.lost
         self.streams.discard(stream)
         self.watched.discard(stream)
         self.free.append(stream.port)
@@ -424,7 +461,14 @@ class RelayEngine:
         )
 
     def stats(self) -> dict[str, int]:
-        return {"streams": len(self.streams), "free_ports": len(self.free)}
+        """Live counts for SIGUSR1 and the metrics: streams (a port pair each), packets
+        sent toward peers and packets lost on the way in, since start."""
+        return {
+            "rtp_streams": len(self.streams),
+            "rtp_ports_active": 2 * len(self.streams),
+            "rtp_packets_relayed": self.relayed_closed + sum(s.sent for s in self.streams),
+            "rtp_packets_lost": self.lost_closed + sum(s.lost for s in self.streams),
+        }
 
     def close(self) -> None:
         for stream in list(self.streams):

@@ -97,6 +97,11 @@ class MediaEngine(Protocol):
         """A new stream on a free port pair; raises :class:`MediaUnavailable`."""
         ...
 
+    def stats(self) -> dict[str, int]:
+        """``rtp_streams``, ``rtp_ports_active``, ``rtp_packets_relayed``,
+        ``rtp_packets_lost`` (see the metrics)."""
+        ...
+
 
 __all__ = [
     "DtmfCallback",

@@ -9,6 +9,8 @@ audio the caller sends afterwards reaches R4 and R4's echo comes back.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +78,11 @@ async def test_0106_extension_then_whisper_then_bridge(softswitch: Softswitch) -
     assert check_rtp_grid(r4.rtp, pt=None, step=None) == []
     # The caller never heard the whisper.
     assert not [s for s in audio_segments(caller.rtp, candidates=TONES) if s.freq == 1000]
+    # Every RTP port went back to the pool once the call ended.
+    deadline = time.monotonic() + 3.0
+    while (streams := softswitch.stats()["rtp_streams"]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert streams == 0
 
 
 async def test_0108_tracking_whisper_replaces_r4s_own(softswitch: Softswitch) -> None:

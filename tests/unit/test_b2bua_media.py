@@ -83,6 +83,9 @@ class FakeEngine:
         self.streams: list[FakeStream] = []
         self.ports = ports
 
+    def stats(self) -> dict[str, int]:
+        return {"rtp_streams": sum(not s.closed for s in self.streams)}
+
     def open(self) -> FakeStream:
         if len(self.streams) >= self.ports:
             raise MediaUnavailable("no free RTP port pair")

@@ -37,6 +37,22 @@ def test_check_names_file_key_and_expectation(
     assert "R9" in err
 
 
+def test_check_decodes_every_audio_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A whisper that exists but is no audio is a config error, not a failed call."""
+    (tmp_path / "whisper.wav").write_text("this is not audio\n")
+    config = tmp_path / "media.yaml"
+    config.write_text(
+        "receiving_numbers:\n"
+        '  R4: {number: "+1 415 555 0104", uri: "sip:r4@127.0.0.1:5074", whisper: whisper.wav}\n'
+    )
+    code, _, err = run(capsys, "check", "-c", str(config))
+    assert code == 2
+    assert "media.yaml: receiving_numbers.R4.whisper:" in err
+    assert "cannot decode" in err and "expected an audio file" in err
+
+
 def test_route_explains_the_whole_chain(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "route", "-c", LAB, "+1 800 555 0105", "--from", "+14155550000",
                        "--at", "2026-11-26T10:00")
