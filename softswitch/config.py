@@ -38,9 +38,11 @@ for the lab of LAB.md)::
     receiving_numbers: {NAME: {number, label, uri | trunk, ring_timeout, dial_extension,
                                whisper, screening: {key, timeout}, ...}}
     routes: {NAME: ROUTE}
-    agents: {NAME: {password | ha1, inbound_number}}
-    menus: {NAME: {prompt, keys: {DIGIT: ROUTE}, timeout, retries, default: ROUTE}}
-    queues: {NAME: {members, strategy, ring_timeout, max_wait, hold_music, no_answer}}
+    agents: {NAME: {password | ha1 [+ ha1_sha256], inbound_number, ring_when_busy}}
+    menus: {NAME: {prompt, keys: {DIGIT: ROUTE}, timeout, retries, invalid_prompt,
+                   default: ROUTE}}
+    queues: {NAME: {members, strategy, ring_timeout, wrap_up, max_wait, hold_music,
+                    announce: {every, prompts}, no_answer}}
     routing: {max_depth, final_status, max_calls}
     geo_routers: {NAME: {locations: [{name, latitude, longitude | state, route: ROUTE}],
                          out_of_area: ROUTE, max_distance_km}}
@@ -125,8 +127,11 @@ __all__ = [
     "ConfigError",
     "Credentials",
     "DatedException",
+    "Announcement",
     "DialExtension",
     "MediaSettings",
+    "QueueStrategy",
+    "RegistrarSettings",
     "Screening",
     "DialRoute",
     "GeoLocation",
@@ -664,6 +669,35 @@ _DEFAULT_LISTEN = (
 )
 
 
+class RegistrarSettings(_Model):
+    """Agents' registrations (RFC 3261 §10): ``Expires`` is clamped to
+    [``min_expires``, ``max_expires``] (below the minimum: 423 Interval Too Brief);
+    nonces live ``nonce_lifetime`` seconds (then ``stale=true``).  A source with
+    ``slow_after`` failed authentications within ``window`` seconds gets its answers
+    one second later per further failure; at ``block_after`` it is refused (403) for
+    ``block_for`` seconds."""
+
+    min_expires: Annotated[int, BeforeValidator(_positive_int)] = 60
+    max_expires: Annotated[int, BeforeValidator(_positive_int)] = 3600
+    default_expires: Annotated[int, BeforeValidator(_positive_int)] = 3600
+    nonce_lifetime: Seconds = 300.0
+    window: Seconds = 60.0
+    slow_after: Annotated[int, BeforeValidator(_positive_int)] = 3
+    block_after: Annotated[int, BeforeValidator(_positive_int)] = 10
+    block_for: Seconds = 300.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RegistrarSettings:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise _problem(
+                f"min_expires {self.min_expires}, default_expires {self.default_expires}, "
+                f"max_expires {self.max_expires}; expected min <= default <= max"
+            )
+        if self.block_after < self.slow_after:
+            raise _problem("block_after is below slow_after; expected slow_after <= block_after")
+        return self
+
+
 class SipSettings(_Model):
     """The ``sip:`` section.  Defaults listen on loopback only (safe by default)."""
 
@@ -677,6 +711,7 @@ class SipSettings(_Model):
     """Host for Via/Contact when the listen address is not what peers should use."""
     realm: Text = "softswitch"
     """Digest authentication realm for agents registering (RFC 3261 §22)."""
+    registrar: RegistrarSettings = RegistrarSettings()
 
     @field_validator("listen", mode="after")
     @classmethod
@@ -937,9 +972,11 @@ class RouteRef(_Model):
 
 class AgentRoute(_Model):
     """``{agent: alice, fallback: ROUTE}``: ring every contact the agent has
-    registered; with none registered (or none answering), take ``fallback``."""
+    registered (for ``ring_timeout`` seconds); with none registered, the agent's
+    ``inbound_number``; if that does not answer either, take ``fallback``."""
 
     agent: Text
+    ring_timeout: Seconds = 20.0
     fallback: Route | None = None
 
 
@@ -1099,6 +1136,7 @@ class ReceivingNumber(_Model):
 # agents:, menus:, queues:, geo_routers:, conditional_routers:
 
 _HA1 = re.compile(r"[0-9a-fA-F]{32}")
+_HA1_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _ha1(value: object) -> str:
@@ -1107,12 +1145,20 @@ def _ha1(value: object) -> str:
     return value.lower()
 
 
+def _ha1_sha256(value: object) -> str:
+    if not isinstance(value, str) or not _HA1_SHA256.fullmatch(value):
+        raise _got(value, "64 hex digits (SHA-256 of name:realm:password)")
+    return value.lower()
+
+
 class Agent(_Model):
     """A person who registers a softphone as ``sip:<name>@softswitch``.
 
     Give ``password`` or ``ha1`` (hex MD5 of ``name:realm:password``, RFC 2617
-    §3.2.2.2, with ``sip.realm``), not both.  ``inbound_number`` names a receiving
-    number to ring when the agent has no registered contact.
+    §3.2.2.2, with ``sip.realm``), not both; ``ha1_sha256`` (the same with SHA-256,
+    RFC 8760) may accompany ``ha1``.  Keep plain passwords out of production files.
+    ``inbound_number`` names a receiving number to ring when the agent has no
+    registered contact.
     """
 
     _implied_keys: ClassVar[frozenset[str]] = frozenset({"name"})
@@ -1120,7 +1166,11 @@ class Agent(_Model):
     name: Text
     password: Text | None = None
     ha1: Annotated[str, BeforeValidator(_ha1)] | None = None
+    ha1_sha256: Annotated[str, BeforeValidator(_ha1_sha256)] | None = None
+    """With ``ha1``: lets the agent's phone answer an RFC 8760 SHA-256 challenge."""
     inbound_number: Text | None = None
+    ring_when_busy: bool = False
+    """Ring this agent's phones even while the agent is in a call."""
 
     @model_validator(mode="after")
     def _one_secret(self) -> Agent:
@@ -1146,8 +1196,9 @@ MenuKey = Annotated[str, BeforeValidator(_menu_key)]
 class Menu(_Model):
     """A voice menu: play ``prompt``, wait ``timeout`` seconds for a key.
 
-    A key in ``keys`` takes its route.  No key (or one not listed) replays the
-    prompt up to ``retries`` more times, then takes ``default``.
+    A key in ``keys`` takes its route.  No key (or one not listed, after
+    ``invalid_prompt`` if there is one) replays the prompt up to ``retries`` more
+    times, then takes ``default`` (none: the caller is hung up).
     """
 
     _implied_keys: ClassVar[frozenset[str]] = frozenset({"name"})
@@ -1157,6 +1208,8 @@ class Menu(_Model):
     keys: FrozenMap[Route] = Field(default_factory=lambda: types.MappingProxyType({}))
     timeout: Seconds = 5.0
     retries: Annotated[int, BeforeValidator(_count)] = 1
+    invalid_prompt: AudioPath | None = None
+    """Played after a key that is not in ``keys``, before the prompt again."""
     default: Route | None = None
 
     @field_validator("keys", mode="before")
@@ -1171,19 +1224,49 @@ class Menu(_Model):
         return keys
 
 
+class QueueStrategy(enum.StrEnum):
+    """Which idle member(s) a waiting caller is offered to."""
+
+    RING_ALL = "ring_all"
+    """Every idle member at once; the first to answer takes the caller."""
+    ROUND_ROBIN = "round_robin"
+    """One member at a time, starting after the member the last offer went to."""
+    LONGEST_IDLE = "longest_idle"
+    """The member idle for longest (never called: longest of all), one at a time."""
+    FEWEST_CALLS = "fewest_calls"
+    """The member who has taken the fewest queue calls; ties in list order."""
+    LINEAR = "linear"
+    """Always from the top of the list, one at a time."""
+    RANDOM = "random"
+    """An idle member at random, one at a time."""
+
+
+class Announcement(_Model):
+    """"You are number N in the queue": every ``every`` seconds a waiting caller
+    hears ``prompts[N-1]`` (the recording for position N; the last one is used for
+    every position beyond the list)."""
+
+    every: Seconds = 30.0
+    prompts: Annotated[tuple[AudioPath, ...], AfterValidator(_non_empty)]
+
+
 class Queue(_Model):
-    """A call queue: callers wait (hearing ``hold_music``) while agents in
-    ``members`` are rung by ``strategy``, ``ring_timeout`` seconds per attempt;
-    after ``max_wait`` seconds the call takes ``no_answer``."""
+    """A call queue: callers wait, in arrival order, hearing ``hold_music`` (looped)
+    while ``members`` (agents or receiving numbers) are rung by ``strategy``,
+    ``ring_timeout`` seconds per attempt.  A member who took a call rests
+    ``wrap_up`` seconds before the next.  After ``max_wait`` seconds a caller takes
+    ``no_answer``."""
 
     _implied_keys: ClassVar[frozenset[str]] = frozenset({"name"})
 
     name: Text
     members: NameList
-    strategy: Pattern = Pattern.ROUND_ROBIN
+    strategy: QueueStrategy = QueueStrategy.ROUND_ROBIN
     ring_timeout: Seconds = 15.0
+    wrap_up: Annotated[float, BeforeValidator(_seconds_or_zero)] = 0.0
     max_wait: Seconds = 300.0
     hold_music: AudioPath | None = None
+    announce: Announcement | None = None
     no_answer: Route | None = None
 
 
@@ -1839,7 +1922,12 @@ def _check_references(config: Config) -> list[tuple[Loc, str]]:
             )
     for name, queue in config.queues.items():
         for index, member in enumerate(queue.members):
-            need(("queues", name, "members", index), "agent", member, config.agents)
+            need(
+                ("queues", name, "members", index),
+                "agent or receiving number",
+                member,
+                (*config.agents, *config.receiving_numbers),
+            )
     for name, conditional in config.conditional_routers.items():
         for index, rule in enumerate(conditional.rules):
             if rule.schedule is not None:

@@ -31,24 +31,35 @@ the ``call_ended`` event fires exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..config import Credentials
+from ..config import Credentials, Menu, Queue
 from ..media import audio
 from ..media.dtmf import parse_info
 from ..media.streams import MediaUnavailable
 from ..records.model import CallRecord, Disposition, LegRecord
 from ..records.rating import price
-from ..routing.router import Action, Dial, Finish, LegResult, Outcome, Router, Target
+from ..routing.menu import Chosen, MenuAction, MenuSession, Play, StopPlaying
+from ..routing.router import (
+    Action,
+    Finish,
+    JoinQueue,
+    LegResult,
+    Outcome,
+    Router,
+    RunMenu,
+    Target,
+)
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.sdp import SdpError
+from ..sip.timers import TimerHandle
 from ..sip.transaction import ClientTransaction, InviteServerTransaction, ServerTransaction
 from ..sip.uri import SipUri, parse_uri
-from .confirm import Confirmation
+from .confirm import FRAME, Confirmation
 from .legs import InboundLeg, Leg, LegState, OutboundLeg, destination_of
 from .media import SDP, CallMedia
 
@@ -107,6 +118,13 @@ class Call:
         self.relays: dict[int, tuple[ServerTransaction, Request]] = {}
         # Client transactions whose outcome the call still waits for.
         self.pending: set[int] = set()
+        # softswitch answered the caller itself (a voice menu, a queue).
+        self.answered_here = False
+        self.menu: MenuSession | None = None
+        self.menu_timer: TimerHandle | None = None
+        self.queue: Queue | None = None  # waiting in this queue
+        self.queue_timer: TimerHandle | None = None  # its max_wait
+        self.member: tuple[str, str] | None = None  # (queue, member) that took the call
         self.media = CallMedia(
             service.media, service.config.media, invite.body, int(service.wall(now))
         )
@@ -190,7 +208,17 @@ class Call:
         return action
 
     def _act(self, action: Action, now: float) -> None:
-        while isinstance(action, Dial):
+        while not isinstance(action, Finish):
+            if isinstance(action, RunMenu):
+                if self._run_menu(action.menu, now):
+                    return
+                action = self._route(partial(self.router.menu_choice, action.menu.default, None))
+                continue
+            if isinstance(action, JoinQueue):
+                if self._join_queue(action.queue, now):
+                    return
+                action = self._route(partial(self.router.next, []))
+                continue
             self.pattern = action.pattern
             self.dialing = []
             failed: list[LegResult] = []
@@ -201,9 +229,141 @@ class Call:
                 else:
                     self.dialing.append(leg)
             if self.dialing:
+                self._play_to_caller(audio.ringback, now)
                 return
             action = self._route(partial(self.router.next, failed))
         self._give_up(action.status, action.why, now)
+
+    # ---- softswitch answers the caller itself: voice menus and queues ----------------
+
+    def answer_here(self, now: float) -> bool:
+        """Answer the caller with softswitch's own media (once); False if it cannot."""
+        if self.answered_here:
+            return True
+        if self.inbound.state not in (LegState.CALLING, LegState.RINGING):
+            return False
+        try:
+            sdp = self.media.answer_here()
+        except (MediaUnavailable, SdpError) as exc:
+            self.log_event(f"cannot answer the caller here: {exc}")
+            return False
+        self.answered_here = True
+        self.inbound.answer(sdp, SDP, now)
+        stream = self.media.caller_stream()
+        if stream is not None:
+            stream.listen(partial(self.dtmf_received, self.inbound), self._rtp_stopped)
+            stream.watch(self.service.config.media.rtp_timeout)
+        self.log_event("answered by softswitch")
+        return True
+
+    def _play_to_caller(
+        self, frames_of: Callable[[str], tuple[bytes, ...]], now: float, repeat: bool = True
+    ) -> float:
+        """Play to a caller softswitch answered (ringback while legs ring, hold music,
+        a prompt); returns when one pass ends."""
+        stream, remote = self.media.caller_stream(), self.media.caller_remote()
+        if not self.answered_here or stream is None:
+            return now
+        return stream.play(frames_of(remote.codec if remote else "PCMU"), now, repeat)
+
+    def _run_menu(self, menu: Menu, now: float) -> bool:
+        if not self.answer_here(now):
+            return False
+        remote = self.media.caller_remote()
+        codec = remote.codec if remote else "PCMU"
+        invalid = audio.frames(menu.invalid_prompt, codec) if menu.invalid_prompt else ()
+        prompt = audio.frames(menu.prompt, codec)
+        self.menu = MenuSession(menu, len(prompt) * FRAME, len(invalid) * FRAME)
+        self.log_event(f"voice menu {menu.name}")
+        self._menu_step(self.menu.start(now), now)
+        return True
+
+    def _menu_step(self, actions: list[MenuAction], now: float) -> None:
+        session = self.menu
+        if session is None:
+            return
+        for line in session.trace:
+            self.log_event(f"menu: {line}", logging.DEBUG)
+        session.trace.clear()
+        stream = self.media.caller_stream()
+        for action in actions:
+            if isinstance(action, Play):
+                self._play_to_caller(partial(audio.frames, action.path), action.at, repeat=False)
+            elif isinstance(action, StopPlaying):
+                if stream is not None:
+                    stream.stop_playing()
+            else:
+                assert isinstance(action, Chosen)
+                self._stop_menu()
+                self.log_event(f"menu: {action.why}")
+                self._act(self._route(partial(self.router.menu_choice, action.route, action.key)),
+                          now)
+                return
+        if self.menu_timer is not None:
+            self.menu_timer.cancel()
+            self.menu_timer = None
+        if session.deadline is not None:
+            self.menu_timer = self.endpoint.timers.call_at(session.deadline, self._menu_tick)
+
+    def _menu_tick(self, now: float) -> None:
+        self.menu_timer = None
+        if self.menu is not None:
+            self._menu_step(self.menu.tick(now), now)
+
+    def _stop_menu(self) -> None:
+        self.menu = None
+        if self.menu_timer is not None:
+            self.menu_timer.cancel()
+            self.menu_timer = None
+        stream = self.media.caller_stream()
+        if stream is not None:
+            stream.stop_playing()
+
+    def _join_queue(self, queue: Queue, now: float) -> bool:
+        if not self.answer_here(now):
+            return False
+        self.pattern = "queue"
+        self.queue = queue
+        if queue.hold_music is not None:
+            self._play_to_caller(partial(audio.frames, queue.hold_music), now)
+        self.queue_timer = self.endpoint.timers.call_at(now + queue.max_wait, self._queue_gave_up)
+        position = self.service.queues.join(self, queue, now)
+        self.log_event(f"queue {queue.name}: waiting, position {position}")
+        return True
+
+    def queue_offer(self, members: Sequence[str], now: float) -> None:
+        """The queue offers this caller to ``members``: ring them."""
+        queue = self.queue
+        assert queue is not None
+        for member in members:
+            legs = [leg for t in self.service.queues.targets(queue, member, self)
+                    if (leg := self._dial(t, now)) is not None]
+            for leg in legs:
+                leg.queue_member = member
+            if not legs:
+                self.service.queues.no_answer(self, member, now)
+
+    def _queue_gave_up(self, now: float) -> None:
+        self.queue_timer = None
+        queue = self.queue
+        if queue is None or self.state is not CallState.ROUTING:
+            return
+        self.log_event(f"queue {queue.name}: nobody answered in {queue.max_wait:g} s")
+        self._leave_queue(now)
+        self._stop_menu()
+        self._act(self._route(partial(self.router.next, [])), now)
+
+    def _leave_queue(self, now: float) -> None:
+        if self.queue_timer is not None:
+            self.queue_timer.cancel()
+            self.queue_timer = None
+        if self.queue is None:
+            return
+        self.service.queues.leave(self, now)
+        self.queue = None
+        for leg in self.outbound:
+            if leg.queue_member is not None and leg is not self.winner:
+                leg.abandon(now, None)
 
     def _dial(self, target: Target, now: float) -> OutboundLeg | None:
         leg = OutboundLeg(self, target, len(self.outbound) + 1)
@@ -212,7 +372,11 @@ class Call:
             hop = parse_uri(target.proxy) if target.proxy else uri
             if not isinstance(uri, SipUri) or not isinstance(hop, SipUri):
                 raise ValueError("not a sip: URI")
-            destination, transport = destination_of(hop)
+            if target.destination is not None:  # a registered phone: where it registered from
+                host, port, transport = target.destination
+                destination = (host, port)
+            else:
+                destination, transport = destination_of(hop)
         except (SipError, ValueError) as exc:  # a target softswitch cannot reach
             self.log_event(f"cannot dial {target.name} ({target.uri}): {exc}")
             return None
@@ -248,6 +412,8 @@ class Call:
 
     def _give_up(self, status: int, why: str, now: float) -> None:
         self._mark_end(now)
+        self._stop_menu()
+        self._leave_queue(now)
         self.disposition = {486: Disposition.BUSY, 480: Disposition.NO_ANSWER}.get(
             status, Disposition.FAILED
         )
@@ -256,6 +422,8 @@ class Call:
         for leg in self.outbound:
             leg.abandon(now, None)
         self.inbound.reject(status, now)
+        if self.answered_here:
+            self.inbound.send_bye(now)  # answered by softswitch: a BYE, not a status
         self.state = CallState.ENDING
         self._maybe_end(now)
 
@@ -284,7 +452,7 @@ class Call:
                 self.log_event(f"leg {leg.number}: early SDP ignored: {exc}")
                 body = b""
             else:
-                early = not self.inbound.early_sdp_sent
+                early = not self.inbound.early_sdp_sent and not self.answered_here
                 body = self.media.sdp_for_caller(leg.number, body, early) if early else b""
                 content_type = SDP
         self.inbound.ringing(response.status, body, content_type, now)
@@ -354,6 +522,13 @@ class Call:
         self.leg_failed(leg, 480, Outcome.NO_ANSWER, now)
 
     def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
+        if leg.queue_member is not None and self.queue is not None:
+            self.member = (self.queue.name, leg.queue_member)
+            self.service.queues.answered(self, leg.queue_member, now)
+            self.queue = None
+            if self.queue_timer is not None:
+                self.queue_timer.cancel()
+                self.queue_timer = None
         self.winner = leg
         self.record.answered_at = self.service.wall(now)
         if leg.record.answered_at is None:
@@ -374,13 +549,21 @@ class Call:
         self.service.emit("answered", self, leg)
         body, content_type = response.body, response.headers.get("content-type")
         if self.media.anchored_leg(leg.number):
-            body = self.media.sdp_for_caller(leg.number, body, early=False)
-            content_type = SDP if body else None
+            if not self.answered_here:
+                body = self.media.sdp_for_caller(leg.number, body, early=False)
+                content_type = SDP if body else None
             streams = self.media.bridge(leg.number)
             if streams is not None:
                 for stream in streams:
                     stream.listen(None, self._rtp_stopped)
-        self.inbound.answer(body, content_type, now)
+        if not self.answered_here:
+            self.inbound.answer(body, content_type, now)
+            return
+        # The caller was answered long ago (a menu, a queue): connect it now.
+        self.record.bridged_at = self.service.wall(now)
+        self.state = CallState.BRIDGED
+        self.log_event("bridged")
+        self.service.emit("bridged", self)
 
     def _rtp_stopped(self, now: float) -> None:
         timeout = self.service.config.media.rtp_timeout
@@ -399,6 +582,9 @@ class Call:
     def leg_failed(self, leg: OutboundLeg, status: int, outcome: Outcome, now: float) -> None:
         self.release(leg)
         self.media.close_leg(leg.number)
+        if leg.queue_member is not None:
+            self._queue_leg_failed(leg, status, outcome, now)
+            return
         leg.result = LegResult(leg.target.name, status, outcome)
         leg.record.status, leg.record.outcome = status, outcome.value
         leg.record.ended_at = self.service.wall(now)
@@ -416,6 +602,22 @@ class Call:
             return
         results = [other.result for other in self.dialing if other.result is not None]
         self._act(self._route(partial(self.router.next, results)), now)
+
+    def _queue_leg_failed(
+        self, leg: OutboundLeg, status: int, outcome: Outcome, now: float
+    ) -> None:
+        leg.result = LegResult(leg.target.name, status, outcome)
+        leg.record.status, leg.record.outcome = status, outcome.value
+        leg.record.ended_at = self.service.wall(now)
+        self.log_event(f"leg {leg.number} queue member {leg.queue_member}: {status}")
+        if self.state is not CallState.ROUTING or self.queue is None:
+            self._maybe_end(now)
+            return
+        member = leg.queue_member
+        ringing = [other for other in self.outbound if other.queue_member == member
+                   and other.state in (LegState.CALLING, LegState.RINGING, LegState.ANSWERED)]
+        if not ringing and member is not None:
+            self.service.queues.no_answer(self, member, now)
 
     def leg_finished(self, leg: OutboundLeg, now: float) -> None:
         self._maybe_end(now)
@@ -449,8 +651,11 @@ class Call:
         self.log_event(f"hangup by {self.hangup_by} ({why})")
         was_routing = self.state is CallState.ROUTING
         self.state = CallState.ENDING
+        self._stop_menu()
+        self._leave_queue(now)
         if was_routing:
-            self.disposition = Disposition.FAILED
+            hung_up = by is self.inbound and self.answered_here
+            self.disposition = Disposition.CANCELLED if hung_up else Disposition.FAILED
             self.inbound.reject(503, now, "Service Unavailable")
         if by is not self.inbound:
             self.inbound.send_bye(now)
@@ -555,6 +760,9 @@ class Call:
         if isinstance(leg, OutboundLeg) and leg.confirmation is not None:
             leg.confirmation.digit(digit, now)
             return
+        if leg is self.inbound and self.menu is not None:
+            self._menu_step(self.menu.digit(digit, now), now)
+            return
         self.log_event(f"digit {digit} from the {'caller' if leg is self.inbound else 'callee'}",
                        logging.DEBUG)
         self.service.emit("dtmf", self, leg, digit)
@@ -650,6 +858,11 @@ class Call:
             if any(leg.state not in done and leg not in silent for leg in self.outbound):
                 return
             self.state = CallState.ENDED
+            self._stop_menu()
+            self._leave_queue(now)
+            if self.member is not None:
+                self.service.queues.call_ended(*self.member, now)
+                self.member = None
             self.media.close()
             for leg in (self.inbound, *self.outbound):
                 leg.close()

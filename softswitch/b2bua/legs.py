@@ -283,6 +283,7 @@ class OutboundLeg(LegBase):
         self.silence_timer: TimerHandle | None = None
         # Answered but not yet connected: the answer-time sequence (see confirm.py).
         self.confirmation: Confirmation | None = None
+        self.queue_member: str | None = None  # rung as this member of the call's queue
 
     def start(self, invite: Request, destination: Address, transport: str, now: float) -> None:
         self.invite = invite

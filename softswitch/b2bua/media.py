@@ -29,8 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import MediaSettings
-from ..media.streams import MediaEngine, MediaStream, Remote
+from ..media.streams import MediaEngine, MediaStream, MediaUnavailable, Remote
 from ..sip.sdp import (
+    ANCHORABLE,
     Media,
     Origin,
     SdpError,
@@ -44,6 +45,7 @@ from ..sip.sdp import (
 
 SDP = "application/sdp"
 G711 = ("PCMU", "PCMA")
+_PCMU = ("PCMU", "telephone-event")
 
 
 @dataclass(slots=True)
@@ -98,11 +100,16 @@ class CallMedia:
         self.inbound: Side | None = None
         self.legs: dict[int, Side] = {}  # by leg number
         self.early_from: int | None = None  # the leg whose early media the caller hears
+        # softswitch answered the caller itself (a voice menu, a queue): every leg is
+        # anchored from then on and offered only the codec the caller's answer chose.
+        self.caller_codec: str | None = None
 
     # ---- deciding ------------------------------------------------------------------
 
     def anchors(self, needs_media: bool) -> bool:
-        return self.engine is not None and (needs_media or self.settings.mode == "relay")
+        return self.engine is not None and (
+            needs_media or self.settings.mode == "relay" or self.caller_codec is not None
+        )
 
     def _origin(self) -> Origin:
         host = self.settings.host
@@ -138,17 +145,48 @@ class CallMedia:
             return body
         if self.caller_offer_error is not None:
             raise self.caller_offer_error
+        names = (self.caller_codec, "telephone-event") if self.caller_codec else ANCHORABLE
         caller_offer = None
         if self.caller_offer is not None:
             audio = self.caller_offer.audio
             if audio is None:
                 raise SdpError("the caller's offer has no audio stream")
-            caller_offer = self._copy_with(self.caller_offer, audio, restrict(audio))
+            caller_offer = self._copy_with(self.caller_offer, audio, restrict(audio, names))
         side = self._open()
         self.legs[number] = side
         host, port = side.stream.local
-        offer = caller_offer or default_offer(host, port, side.origin)
-        return self._sdp(side, offer)
+        if caller_offer is None:
+            offer = default_offer(host, port, side.origin)
+            audio = offer.audio
+            assert audio is not None
+            caller_offer = self._copy_with(offer, audio, restrict(audio, names))
+        return self._sdp(side, caller_offer)
+
+    def answer_here(self) -> bytes:
+        """softswitch answers the caller itself: the SDP of its 200 — an answer with
+        one G.711 law (and telephone-event), or softswitch's offer after a late offer.
+
+        Raises MediaUnavailable (no engine or no port) or SdpError/NotAcceptable."""
+        if self.engine is None:
+            raise MediaUnavailable("media is off: softswitch cannot answer calls itself")
+        if self.caller_offer_error is not None:
+            raise self.caller_offer_error
+        caller = self._caller_side()
+        host, port = caller.stream.local
+        if self.caller_offer is None:
+            offer = default_offer(host, port, caller.origin)
+            audio = offer.audio
+            assert audio is not None
+            self.caller_codec = "PCMU"
+            return self._sdp(caller, self._copy_with(offer, audio, restrict(audio, _PCMU)))
+        audio = self.caller_offer.audio
+        if audio is None:
+            raise SdpError("the caller's offer has no audio stream")
+        codec = next(c.name.upper() for c in restrict(audio).codecs if c.name.upper() in G711)
+        answer = restrict(audio, (codec, "telephone-event"))
+        self._set_caller_remote(caller)
+        self.caller_codec = codec
+        return self._sdp(caller, self._copy_with(self.caller_offer, audio, answer))
 
     @staticmethod
     def _copy_with(sd: SessionDescription, old: Media, new: Media) -> SessionDescription:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from pyee import EventEmitter
@@ -23,7 +23,7 @@ from ..config import Config, Credentials, TrackingNumber
 from ..media.streams import MediaEngine
 from ..routing.conditions import CallFacts
 from ..routing.counters import InMemoryCounters, LiveCounters
-from ..routing.router import Router, Target
+from ..routing.router import AgentContact, Router, Target
 from ..sip.dialog import DialogId
 from ..sip.e164 import NumberError, normalize
 from ..sip.endpoint import Endpoint, EndpointConfig
@@ -37,6 +37,7 @@ from ..sip.transaction import (
 from ..sip.uri import NameAddr, SipUri, TelUri, quote_string
 from .call import Call
 from .legs import InboundLeg, Leg, OutboundLeg
+from .queues import QueueService
 
 log = logging.getLogger("softswitch.b2bua")
 
@@ -64,6 +65,8 @@ class B2BUA:
         self.endpoint = Endpoint(endpoint_config, self, rng=rng)
         self.events = EventEmitter()
         self.calls: dict[str, Call] = {}
+        self.queues = QueueService(self, rng)
+        self.now = 0.0  # the time of the input being handled (for registrations)
         self._by_invite: dict[int, Call] = {}
         self._tracked: dict[int, tuple[Call, Leg]] = {}
         self._tracked_by_call: dict[str, set[int]] = {}
@@ -168,7 +171,7 @@ class B2BUA:
             headers=_headers_of(request),
             at=self.wall_clock(),
         )
-        router = Router(self.config, tracking, facts, self.counters)
+        router = Router(self.config, tracking, facts, self.counters, self)
         max_calls = self.config.routing.max_calls
         overloaded = max_calls > 0 and len(self.calls) >= max_calls
         call_id = self.endpoint.new_id()
@@ -276,6 +279,10 @@ class B2BUA:
     def hangup_all(self, now: float, why: str) -> None:
         for call in list(self.calls.values()):
             call.hangup(None, now, why)
+
+    def contacts(self, agent: str) -> Sequence[AgentContact]:
+        """The phones ``agent`` has registered (the router's AgentDirectory)."""
+        return ()
 
     def stats(self) -> dict[str, int]:
         return {

@@ -27,9 +27,14 @@ def audio_files(config: Config) -> Iterator[tuple[str, Path]]:
             yield f'tracking_numbers["{key}"].whisper', tracking.whisper
     for name, menu in config.menus.items():
         yield f"menus.{name}.prompt", menu.prompt
+        if menu.invalid_prompt is not None:
+            yield f"menus.{name}.invalid_prompt", menu.invalid_prompt
     for name, queue in config.queues.items():
         if queue.hold_music is not None:
             yield f"queues.{name}.hold_music", queue.hold_music
+        if queue.announce is not None:
+            for index, prompt in enumerate(queue.announce.prompts):
+                yield f"queues.{name}.announce.prompts[{index}]", prompt
 
 
 def load_audio(config: Config, source: str) -> int:

@@ -9,10 +9,32 @@ reload.
 
 from __future__ import annotations
 
-from ..config import Config, TrackingNumber
+from ..config import (
+    AgentRoute,
+    ConditionalRoute,
+    Config,
+    DialRoute,
+    GeoRoute,
+    MenuRoute,
+    QueueRoute,
+    Route,
+    RouteRef,
+    TrackingNumber,
+)
 from .conditions import CallFacts
 from .counters import InMemoryCounters
-from .router import Dial, LegResult, Outcome, Router, RoutingError, Target
+from .router import (
+    Action,
+    Dial,
+    Finish,
+    JoinQueue,
+    LegResult,
+    Outcome,
+    Router,
+    RoutingError,
+    RunMenu,
+    Target,
+)
 
 
 def _describe(target: Target) -> str:
@@ -23,6 +45,51 @@ def _describe(target: Target) -> str:
         f"ring {target.ring_timeout:g} s, give up after {target.no_provisional_timeout:g} s "
         f"without a response; shows {shown}" + ("; adds Diversion" if target.diversion else "")
     )
+
+
+def _route_text(route: Route) -> str:
+    """A route in one phrase, as written in the config."""
+    if isinstance(route, DialRoute):
+        return f"dial {', '.join(route.numbers)}"
+    if isinstance(route, RouteRef):
+        return f"route {route.name}"
+    if isinstance(route, AgentRoute):
+        return f"agent {route.agent}"
+    if isinstance(route, MenuRoute):
+        return f"voice menu {route.menu}"
+    if isinstance(route, QueueRoute):
+        return f"call queue {route.queue}"
+    if isinstance(route, GeoRoute):
+        return f"geo router {route.geo_router}"
+    assert isinstance(route, ConditionalRoute)
+    return f"conditional router {route.conditional_router}"
+
+
+def _follow(router: Router, action: Action, lines: list[str]) -> Action:
+    """Describe ``action`` and take its "nobody answers" branch."""
+    if isinstance(action, Dial):
+        lines.extend(f"     {_describe(t)}" for t in action.targets)
+        lines.append("   if nobody answers:")
+        return router.next([LegResult(t.name, 480, Outcome.NO_ANSWER) for t in action.targets])
+    if isinstance(action, RunMenu):
+        menu = action.menu
+        lines.append(
+            f"     the caller is answered and hears {menu.prompt.name}; waits {menu.timeout:g} s "
+            f"for a key, {menu.retries + 1} time(s) in all"
+        )
+        lines.extend(f"     key {key}: {_route_text(route)}" for key, route in menu.keys.items())
+        lines.append("   if no key is pressed:")
+        return router.menu_choice(menu.default, None)
+    assert isinstance(action, JoinQueue)
+    queue = action.queue
+    music = queue.hold_music.name if queue.hold_music else "silence"
+    lines.append(
+        f"     the caller is answered and waits hearing {music}; members "
+        f"{', '.join(queue.members)} ({queue.strategy.value.replace('_', ' ')}), "
+        f"ring {queue.ring_timeout:g} s each, wrap-up {queue.wrap_up:g} s"
+    )
+    lines.append(f"   if nobody takes the call in {queue.max_wait:g} s:")
+    return router.next([])
 
 
 def explain(config: Config, tracking: TrackingNumber, facts: CallFacts) -> list[str]:
@@ -45,16 +112,13 @@ def explain(config: Config, tracking: TrackingNumber, facts: CallFacts) -> list[
         lines.append(f"routing cannot be followed: {exc}")
         action = router.fail_safe(f"routing failed: {exc}")
     step = 0
-    while isinstance(action, Dial):
+    while not isinstance(action, Finish):
         lines.extend(f"  {line}" for line in router.trace if line != action.why)
         router.trace.clear()
         step += 1
         lines.append(f"{step}. {action.why}")
-        lines.extend(f"     {_describe(t)}" for t in action.targets)
-        lines.append("   if nobody answers:")
-        results = [LegResult(t.name, 480, Outcome.NO_ANSWER) for t in action.targets]
         try:
-            action = router.next(results)
+            action = _follow(router, action, lines)
         except RoutingError as exc:
             lines.append(f"  routing cannot be followed: {exc}")
             action = router.fail_safe(f"routing failed: {exc}")

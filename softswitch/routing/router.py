@@ -30,6 +30,17 @@ Loops are cut: a named route is never entered twice in one call, a number is nev
 dialled twice, and chains deeper than ``routing.max_depth`` stop.  A final status in
 the route's ``hunt_stop`` set (default: 6xx) ends the search at once.
 
+An ``agent`` route rings every phone the agent has registered at once (the
+:class:`AgentDirectory` the B2BUA passes in knows them); with none, the agent's
+``inbound_number``; an agent already in a call is passed over unless
+``ring_when_busy``.  If nobody answers, its ``fallback`` follows.
+
+A ``menu`` or ``queue`` route is not a dial: the router returns :class:`RunMenu` or
+:class:`JoinQueue` and the B2BUA runs it with the caller answered.  A menu's outcome
+comes back through :meth:`Router.menu_choice` (the chosen key's route, or the
+default); a queue that could not connect the caller in its ``max_wait`` comes back
+through :meth:`Router.next` with no results, and its ``no_answer`` follows.
+
 The fail-safe number (``fail_safe`` of the tracking number) is for when routing
 itself cannot be followed: :meth:`Router.fail_safe` is called by the B2BUA when the
 router raised, when every target was unreachable at the transport level, or on
@@ -42,16 +53,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from ..config import (
+    Agent,
     AgentRoute,
     ConditionalRoute,
     Config,
     DialExtension,
     DialRoute,
     GeoRoute,
+    Menu,
     MenuRoute,
     Pattern,
+    Queue,
     QueueRoute,
     ReceivingNumber,
     Route,
@@ -95,6 +110,9 @@ class Target:
     dial_extension: DialExtension | None = None
     whisper: Path | None = None  # the tracking number's whisper, else the number's own
     screening: Screening | None = None
+    # A registered phone is reached where it registered from, over the same
+    # transport (RFC 3581 received/rport; a TCP registration's own connection).
+    destination: tuple[str, int, str] | None = None  # (host, port, transport)
 
     @property
     def needs_media(self) -> bool:
@@ -122,7 +140,46 @@ class Finish:
     why: str
 
 
-Action = Dial | Finish
+@dataclass(frozen=True, slots=True)
+class RunMenu:
+    """Answer the caller and run this voice menu; report with ``menu_choice``."""
+
+    menu: Menu
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class JoinQueue:
+    """Answer the caller and queue it; ``next([])`` if the queue gives up."""
+
+    queue: Queue
+    why: str
+
+
+Action = Dial | Finish | RunMenu | JoinQueue
+
+
+@dataclass(frozen=True, slots=True)
+class AgentContact:
+    """One phone an agent registered: its Contact URI and where it registered from."""
+
+    uri: str
+    host: str
+    port: int
+    transport: str
+
+
+class AgentDirectory(Protocol):
+    def contacts(self, agent: str) -> Sequence[AgentContact]:
+        """The agent's registered phones now (none: not registered)."""
+        ...
+
+
+class NoAgents:
+    """A directory where nobody is registered (``softswitch route``, tests)."""
+
+    def contacts(self, agent: str) -> Sequence[AgentContact]:
+        return ()
 
 
 def final_status(statuses: Sequence[int], default: int = 480) -> int:
@@ -185,7 +242,34 @@ def make_target(
     )
 
 
-class _DialFrame:
+class _Frame:
+    """What the agenda holds: a route being worked through.  ``next`` gives its next
+    action or None when it is spent; then its ``no_answer`` route (if any) follows."""
+
+    key: str
+    depth: int
+    no_answer: Route | None = None
+    hunt_stop: frozenset[int] = frozenset(range(600, 700))
+
+    def next(self, router: Router) -> Action | None:
+        raise NotImplementedError
+
+
+class _OnceFrame(_Frame):
+    """A route that yields one action (an agent's phones, a menu, a queue)."""
+
+    def __init__(self, action: Action, key: str, depth: int, no_answer: Route | None) -> None:
+        self.action: Action | None = action
+        self.key = key
+        self.depth = depth
+        self.no_answer = no_answer
+
+    def next(self, router: Router) -> Action | None:
+        action, self.action = self.action, None
+        return action
+
+
+class _DialFrame(_Frame):
     """A dial list being worked through."""
 
     def __init__(
@@ -231,14 +315,16 @@ class Router:
         tracking: TrackingNumber,
         facts: CallFacts,
         counters: LiveCounters,
+        agents: AgentDirectory | None = None,
     ) -> None:
         self.config = config
         self.tracking = tracking
         self.facts = facts
         self.counters = counters
+        self.agents: AgentDirectory = agents if agents is not None else NoAgents()
         self.trace: list[str] = []
         self.tags: dict[str, str] = {}
-        self._agenda: list[_DialFrame] = []
+        self._agenda: list[_Frame] = []
         self._entered: set[str] = set()
         self._dialed: set[str] = set()
         self._statuses: list[int] = []
@@ -262,6 +348,18 @@ class Router:
         stop = [r.status for r in results if self.stops_hunt(r.status)]
         if stop:
             return self._finish(final_status(stop), f"hunt stopped by {stop[0]}")
+        return self._advance()
+
+    def menu_choice(self, route: Route | None, key: str | None) -> Action:
+        """The menu the call ran (the last :class:`RunMenu`) chose ``route`` for
+        ``key`` (None: no key, the default); None as route: nothing to follow."""
+        frame = self._agenda[-1] if self._agenda else None
+        if frame is None or not isinstance(frame, _OnceFrame):
+            return self._finish(self.config.routing.final_status, "no menu is running")
+        if route is None:
+            return self._finish(self.config.routing.final_status, "the menu has no default")
+        self._agenda.pop()
+        self._enter(route, f"{frame.key}.{'keys.' + key if key else 'default'}", frame.depth + 1)
         return self._advance()
 
     def stops_hunt(self, status: int) -> bool:
@@ -349,14 +447,25 @@ class Router:
                 self.trace.append(f"conditional router {router.name}: {why}")
                 key = f"conditional_routers.{router.name}"
             elif isinstance(route, AgentRoute):
-                # No registrar yet (issue #5): an agent has no registered phone, which
-                # the product treats as "use the fallback".
-                self.trace.append(f"agent {route.agent}: no registered contact")
+                dial = self._agent(route, key)
+                if dial is not None:
+                    self._agenda.append(_OnceFrame(dial, key, depth, route.fallback))
+                    return
                 if route.fallback is None:
                     return
                 route, key = route.fallback, f"{key}.fallback"
-            elif isinstance(route, (MenuRoute, QueueRoute)):
-                raise RoutingError(f"{type(route).__name__} routes are not built yet (issue #5)")
+            elif isinstance(route, MenuRoute):
+                menu = self.config.menus[route.menu]
+                run = RunMenu(menu, f"voice menu {menu.name} [{key}]")
+                self._agenda.append(_OnceFrame(run, f"menus.{menu.name}", depth, None))
+                return
+            elif isinstance(route, QueueRoute):
+                queue = self.config.queues[route.queue]
+                join = JoinQueue(queue, f"call queue {queue.name} [{key}]")
+                self._agenda.append(
+                    _OnceFrame(join, f"queues.{queue.name}", depth, queue.no_answer)
+                )
+                return
             else:
                 raise RoutingError(f"unknown route kind {type(route).__name__}")
             if key in self._entered:
@@ -364,6 +473,40 @@ class Router:
                 return
             self._entered.add(key)
             depth += 1
+
+    def _agent(self, route: AgentRoute, key: str) -> Dial | None:
+        """Every registered phone of the agent, else its inbound number, else None."""
+        agent: Agent = self.config.agents[route.agent]
+        if self.counters.in_progress(agent.name) and not agent.ring_when_busy:
+            self.trace.append(f"agent {agent.name}: in a call, not rung again")
+            return None
+        contacts = self.agents.contacts(agent.name)
+        if contacts:
+            targets = tuple(
+                Target(
+                    name=agent.name,
+                    number=agent.name,
+                    label=f"agent {agent.name}",
+                    uri=contact.uri,
+                    proxy=None,
+                    trunk=None,
+                    ring_timeout=route.ring_timeout,
+                    no_provisional_timeout=5.0,
+                    present_tracking_number=False,
+                    diversion=False,
+                    destination=(contact.host, contact.port, contact.transport),
+                )
+                for contact in contacts
+            )
+            return Dial(targets, f"dial agent {agent.name} on {len(targets)} phone(s) [{key}]",
+                        "agent")
+        self.trace.append(f"agent {agent.name}: no registered phone")
+        name = agent.inbound_number
+        if name is None or not self.usable(name):
+            return None
+        target = make_target(self.config, self.config.receiving_numbers[name], None, self.tracking)
+        return Dial((target,), f"dial agent {agent.name}'s inbound number {name} [{key}]",
+                    "agent")
 
     def _order(self, route: DialRoute, key: str) -> list[str]:
         names = list(route.numbers)

@@ -277,6 +277,8 @@ class Endpoint:
         if reason:
             headers.set("reason", reason)
         cancel = Request("CANCEL", request.uri, headers, raw_uri=request.raw_uri)
+        if isinstance(invite, InviteClientTransaction):
+            invite.cancel_sent(now)
         return self.send_request(cancel, invite.destination, invite.transport, now)
 
     def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:

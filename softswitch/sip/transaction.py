@@ -333,6 +333,14 @@ class InviteClientTransaction(ClientTransaction):
                 self._send(self._ack)  # a retransmitted final: ACK again, absorb (§17.1.1.2)
             self._sync()
 
+    def cancel_sent(self, now: float) -> None:
+        """§9.1: "If no final response is received in 64*T1 seconds after the CANCEL was
+        sent, the client SHOULD consider the transaction cancelled and destroy it."
+        Proceeding has no timer of its own, so Timer B is armed again for that."""
+        if self._alive and self.state is InviteClientState.PROCEEDING:
+            self._timers["B"] = now + 64 * self.timers.t1
+            self._sync()
+
     def _fire(self, name: str, due: float, now: float) -> None:
         if name == "A":
             self._interval_a *= 2

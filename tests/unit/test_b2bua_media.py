@@ -114,8 +114,9 @@ CALLER_SDP = (
 )
 
 
-@pytest.fixture
-def media_scenario(lab_config: Config, sip: Any) -> Any:
+def scenario_factory(lab_config: Config, sip: Any) -> Any:
+    """make(number, config, engine) -> (Scenario, FakeEngine): a B2BUA with fake media."""
+
     def make(number: str = EXTENSION, config: Config | None = None,
              engine: FakeEngine | None = None) -> tuple[Scenario, FakeEngine]:
         engine = engine or FakeEngine()
@@ -127,6 +128,11 @@ def media_scenario(lab_config: Config, sip: Any) -> Any:
         return s, engine
 
     return make
+
+
+@pytest.fixture
+def media_scenario(lab_config: Config, sip: Any) -> Any:
+    return scenario_factory(lab_config, sip)
 
 
 def answer_r4(s: Scenario, at: float, body: bytes | None = None, status: int = 200) -> list[Any]:

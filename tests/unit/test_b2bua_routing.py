@@ -281,19 +281,22 @@ def test_router_next_raising_without_fail_safe_gets_a_final_error(
     finish(b2bua, wire)
 
 
-def test_a_route_the_router_cannot_follow_is_refused_not_silent(
+def test_a_menu_softswitch_cannot_answer_takes_its_default(
     switch: Any, sip: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """0111 is a menu (not built yet): RoutingError, no fail-safe: a final error."""
+    """0111 is a voice menu; with no media engine softswitch cannot play it, so the
+    caller is not answered by softswitch and the menu's default (R3) is dialled."""
     caplog.set_level(logging.INFO, logger="softswitch")
     b2bua, wire = switch()
     c = Caller(b2bua, wire, sip, MENU)
     sent = c.invite(0.0)
-    assert outbound_invites(wire, sent) == []
-    statuses = c.statuses(sent)
-    assert statuses[0] == 100 and len(statuses) == 2 and statuses[1] >= 400
-    assert any("routing failed" in r.getMessage() for r in caplog.records)
-    c.ack(0.1)
+    assert [x.destination for x in outbound_invites(wire, sent)] == [("127.0.0.1", 5073)]
+    assert c.statuses(sent) == [100]
+    assert any("cannot answer the caller here" in r.getMessage() for r in caplog.records)
+    leg = outbound_invites(wire, sent)[0]
+    respond(wire, sip, leg, 486, 0.2)
+    assert c.statuses() == [100, 486]
+    c.ack(0.3)
     finish(b2bua, wire)
 
 

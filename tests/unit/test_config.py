@@ -33,6 +33,7 @@ from softswitch.config import (
     MenuRoute,
     Pattern,
     QueueRoute,
+    QueueStrategy,
     ReceivingNumber,
     RouteRef,
     RoutingSettings,
@@ -167,7 +168,7 @@ def test_lab_agents_menu_queue(lab: Config) -> None:
     }
     assert (menu.timeout, menu.retries, menu.default) == (5.0, 1, _dial(("R3",)))
     queue = lab.queues["lab-queue"]
-    assert queue.members == ("alice", "bob") and queue.strategy is Pattern.ROUND_ROBIN
+    assert queue.members == ("alice", "bob") and queue.strategy is QueueStrategy.ROUND_ROBIN
     assert (queue.ring_timeout, queue.max_wait, queue.no_answer) == (10.0, 60.0, _dial(("R3",)))
     assert queue.hold_music == PROJECT / "conf/audio/lab-hold.wav"
 
@@ -804,7 +805,7 @@ BROKEN: list[tuple[str, str, list[str]]] = [
     (
         "queue member unknown",
         BASE + "agents: {zoe: {password: a}}\nqueues: {q: {members: [zoe, yan]}}\n",
-        ['queues.q.members[1]: unknown agent "yan"; expected one of: zoe'],
+        ['queues.q.members[1]: unknown agent or receiving number "yan"; expected one of: zoe, R1'],
     ),
     (
         "old geo router shape",

@@ -12,12 +12,14 @@ from softswitch.config import Config, load_config, parse_config
 from softswitch.routing.conditions import CallFacts
 from softswitch.routing.counters import InMemoryCounters
 from softswitch.routing.router import (
+    AgentContact,
     Dial,
     Finish,
+    JoinQueue,
     LegResult,
     Outcome,
     Router,
-    RoutingError,
+    RunMenu,
     final_status,
 )
 
@@ -180,9 +182,78 @@ def test_no_fail_safe_configured_finishes(lab: Config) -> None:
     assert isinstance(action, Finish) and action.status == 503
 
 
-def test_a_menu_route_is_a_routing_error_until_menus_exist(lab: Config) -> None:
-    with pytest.raises(RoutingError):
-        router(lab, "+18005550111").start()
+def test_a_menu_route_runs_the_menu_then_the_chosen_keys_route(lab: Config) -> None:
+    r = router(lab, "+18005550111")
+    action = r.start()
+    assert isinstance(action, RunMenu) and action.menu.name == "lab-menu"
+    chosen = r.menu_choice(action.menu.keys["2"], "2")
+    assert names(chosen) == ["R2"]
+    assert "menus.lab-menu.keys.2" in chosen.why  # type: ignore[union-attr]
+    assert isinstance(r.next(no_answer(chosen)), Finish)
+
+
+def test_a_menu_with_no_key_takes_its_default_and_without_one_finishes(lab: Config) -> None:
+    r = router(lab, "+18005550111")
+    action = r.start()
+    assert isinstance(action, RunMenu)
+    assert names(r.menu_choice(action.menu.default, None)) == ["R3"]
+    r = router(lab, "+18005550111")
+    r.start()
+    finish = r.menu_choice(None, None)
+    assert isinstance(finish, Finish) and finish.status == 480
+
+
+def test_a_queue_that_gives_up_takes_its_no_answer_route(lab: Config) -> None:
+    r = router(lab, "+18005550112")
+    action = r.start()
+    assert isinstance(action, JoinQueue) and action.queue.members == ("alice", "bob")
+    assert names(r.next([])) == ["R3"]
+
+
+class Phones:
+    def __init__(self, **contacts: list[AgentContact]) -> None:
+        self.table = contacts
+
+    def contacts(self, agent: str) -> list[AgentContact]:
+        return self.table.get(agent, [])
+
+
+def test_an_agent_with_phones_rings_them_all_where_they_registered(lab: Config) -> None:
+    phones = Phones(alice=[AgentContact("sip:alice@10.0.0.5:5062", "127.0.0.1", 40001, "udp"),
+                           AgentContact("sip:alice@10.0.0.6;transport=tcp", "127.0.0.1", 40002,
+                                        "tcp")])
+    number = lab.tracking_number("+18005550110")
+    assert number is not None
+    r = Router(lab, number, facts(number.number), InMemoryCounters(), phones)
+    action = r.start()
+    assert isinstance(action, Dial) and action.pattern == "agent"
+    assert [t.uri for t in action.targets] == ["sip:alice@10.0.0.5:5062",
+                                                "sip:alice@10.0.0.6;transport=tcp"]
+    assert [t.destination for t in action.targets] == [("127.0.0.1", 40001, "udp"),
+                                                        ("127.0.0.1", 40002, "tcp")]
+    assert names(r.next(no_answer(action))) == ["R1"]  # the fallback
+
+
+def test_an_agent_in_a_call_is_not_rung_again(lab: Config) -> None:
+    phones = Phones(alice=[AgentContact("sip:alice@10.0.0.5", "127.0.0.1", 40001, "udp")])
+    counters = InMemoryCounters()
+    counters.leg_started("alice")
+    number = lab.tracking_number("+18005550110")
+    assert number is not None
+    r = Router(lab, number, facts(number.number), counters, phones)
+    assert names(r.start()) == ["R1"]
+    assert "agent alice: in a call, not rung again" in r.trace
+
+
+def test_an_agent_without_phones_gets_its_inbound_number() -> None:
+    config = parse_config(BASE + """agents: {zoe: {password: x, inbound_number: C}}
+tracking_numbers:
+  "+18005550150": {route: {agent: zoe, fallback: {dial: [A]}}}
+""")
+    r = router(config, "+18005550150")
+    first = r.start()
+    assert names(first) == ["C"]
+    assert names(r.next(no_answer(first))) == ["A"]
 
 
 # ---- loops, depth and custom configs --------------------------------------------

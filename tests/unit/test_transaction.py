@@ -247,6 +247,27 @@ def test_invite_client_provisional_stops_a_and_b() -> None:
     assert tx.state is InviteClientState.PROCEEDING
 
 
+def test_invite_client_cancelled_but_never_answered_is_destroyed_64_t1_later() -> None:
+    """§9.1: no final response 64*T1 after the CANCEL: the transaction is given up."""
+    owner, tx = ict()
+    tx.receive_response(response(tx.request, 180), at(owner, 0.2))
+    tx.cancel_sent(at(owner, 10.0))
+    assert tx.deadline == 42.0
+    run_until(owner, tx, 41.9)
+    assert owner.timeouts == []
+    run_until(owner, tx, 42.0)
+    assert owner.timeouts == [42.0]
+    assert tx.state is InviteClientState.TERMINATED
+
+
+def test_invite_client_cancel_after_a_final_response_changes_nothing() -> None:
+    owner, tx = ict()
+    tx.receive_response(response(tx.request, 486), at(owner, 0.2))
+    deadline = tx.deadline
+    tx.cancel_sent(at(owner, 0.3))
+    assert tx.deadline == deadline and tx.state is InviteClientState.COMPLETED
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_invite_client_2xx_enters_accepted_with_timer_m(transport: str) -> None:
     owner, tx = ict(transport)
