@@ -235,7 +235,7 @@ class App:
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return False, str(exc)
-        b2bua.config = config
+        b2bua.reconfigure(config)
         self.config = config
         message = (
             f"config reloaded from {self.config_path}: "

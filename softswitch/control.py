@@ -112,13 +112,44 @@ class Control(RecordsView):
     # ---- agents, queues, registrations (issue #5) -----------------------------------------
 
     def agents(self) -> list[Json]:
-        return []
+        """Every configured agent: registered phones, calls in progress, queue states."""
+        b2bua = self.b2bua
+        now = self._now()
+        states: dict[str, list[Json]] = {}
+        for queue in b2bua.queues.snapshot(now):
+            members: list[Json] = queue["members"]  # type: ignore[assignment]
+            for member in members:
+                states.setdefault(member["name"], []).append(
+                    {"queue": queue["name"], "state": member["state"]}
+                )
+        return [
+            {
+                "name": name,
+                "registered": len(b2bua.contacts(name)),
+                "calls_in_progress": b2bua.counters.in_progress(name),
+                "queues": states.get(name, []),
+            }
+            for name in b2bua.config.agents
+        ]
 
     def queues(self) -> list[Json]:
-        return []
+        """Live queues: waiting callers (position, seconds waited) and members' states."""
+        return self.b2bua.queues.snapshot(self._now())
 
     def registrations(self) -> list[Json]:
-        return []
+        """Current bindings: agent, contact, where it registered from, seconds left."""
+        now = self._now()
+        return [
+            {
+                "agent": binding.aor,
+                "contact": binding.contact,
+                "source": f"{binding.source[0]}:{binding.source[1]}",
+                "transport": binding.transport,
+                "expires_in": max(0, round(binding.expires_at - now)),
+                "registered_at": self.b2bua.wall(binding.registered_at),
+            }
+            for binding in self.b2bua.registrar.bindings(now)
+        ]
 
     # ---- metrics ---------------------------------------------------------------------
 

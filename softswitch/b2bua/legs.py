@@ -242,6 +242,14 @@ class InboundLeg(LegBase):
             self.respond(status, now, reason)
             self.state = LegState.FAILED
 
+    def _no_ack(self, now: float) -> None:
+        # §13.3.1.4: no ACK in 64*T1 — the session is ended with a BYE, including one
+        # that was waiting for that ACK.
+        pending, self.pending_bye = self.pending_bye, False
+        super()._no_ack(now)
+        if pending:
+            self.send_bye(now)
+
     def ack_received(self, request: Request, now: float) -> None:
         super().ack_received(request, now)
         if self.state is LegState.ANSWERED:

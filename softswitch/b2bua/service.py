@@ -11,9 +11,11 @@ events are emitted on ``events`` (a pyee EventEmitter): ``call_started``,
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
@@ -21,6 +23,9 @@ from pyee import EventEmitter
 
 from ..config import Config, Credentials, TrackingNumber
 from ..media.streams import MediaEngine
+from ..sip.digest import ha1
+from ..sip.registrar import Registrar, RegistrarPolicy
+from ..sip.timers import TimerHandle
 from ..routing.conditions import CallFacts
 from ..routing.counters import InMemoryCounters, LiveCounters
 from ..routing.router import AgentContact, Router, Target
@@ -62,11 +67,17 @@ class B2BUA:
         self.counters: LiveCounters = counters if counters is not None else InMemoryCounters()
         # Wall-clock time for schedules (hours); loop time ``now`` is monotonic.
         self.wall_clock = wall_clock or (lambda: datetime.datetime.now(datetime.UTC))
+        if "REGISTER" not in endpoint_config.allow:  # softswitch is the agents' registrar
+            allow = (*endpoint_config.allow, "REGISTER")
+            endpoint_config = dataclasses.replace(endpoint_config, allow=allow)
         self.endpoint = Endpoint(endpoint_config, self, rng=rng)
         self.events = EventEmitter()
         self.calls: dict[str, Call] = {}
         self.queues = QueueService(self, rng)
         self.now = 0.0  # the time of the input being handled (for registrations)
+        secret = rng.randbytes(32) if rng is not None else secrets.token_bytes(32)
+        self.registrar = Registrar(config.sip.realm, self._ha1, _policy(config), secret)
+        self._expiry: TimerHandle | None = None
         self._by_invite: dict[int, Call] = {}
         self._tracked: dict[int, tuple[Call, Leg]] = {}
         self._tracked_by_call: dict[str, set[int]] = {}
@@ -77,6 +88,10 @@ class B2BUA:
     def on_request(
         self, request: Request, transaction: ServerTransaction | None, now: float
     ) -> None:
+        self.now = now
+        if request.method == "REGISTER" and transaction is not None:
+            self._register(request, transaction, now)
+            return
         to_tag = request.to.tag
         if to_tag is not None:
             dialog_id: DialogId = (request.call_id, to_tag, request.from_.tag or "")
@@ -108,6 +123,7 @@ class B2BUA:
         call.cancelled_by_caller(now)
 
     def on_response(self, transaction: ClientTransaction, response: Response, now: float) -> None:
+        self.now = now
         entry = self._tracked.get(id(transaction))
         if entry is None:
             log.debug("response %s for a transaction no call owns any more", response.status)
@@ -116,6 +132,7 @@ class B2BUA:
         call.on_response(leg, transaction, response, now)
 
     def on_timeout(self, transaction: Transaction, now: float) -> None:
+        self.now = now
         entry = self._tracked.get(id(transaction))
         if entry is None:
             if isinstance(transaction, InviteServerTransaction):
@@ -280,9 +297,69 @@ class B2BUA:
         for call in list(self.calls.values()):
             call.hangup(None, now, why)
 
+    # ---- agents' registrations (RFC 3261 §10) ----------------------------------------
+
+    def _ha1(self, agent: str, algorithm: str) -> str | None:
+        """The stored HA1 of ``agent`` for ``algorithm``, from the config in force."""
+        entry = self.config.agents.get(agent)
+        if entry is None:
+            return None
+        realm = self.config.sip.realm
+        if algorithm == "MD5":
+            return entry.ha1 or (ha1(agent, realm, entry.password) if entry.password else None)
+        if algorithm == "SHA-256":
+            if entry.ha1_sha256:
+                return entry.ha1_sha256
+            return ha1(agent, realm, entry.password, "SHA-256") if entry.password else None
+        return None
+
+    def _register(self, request: Request, txn: ServerTransaction, now: float) -> None:
+        outcome = self.registrar.handle(request, txn.source, txn.transport, now)
+        response = outcome.response
+        if outcome.added or outcome.removed or response.status >= 400 and response.status != 401:
+            log.info(
+                "REGISTER %s from %s:%s over %s: %s %s%s", request.to.uri, *txn.source,
+                txn.transport, response.status, response.reason,
+                f" ({outcome.detail})" if outcome.detail else "",
+            )
+        if outcome.delay > 0:
+            # A source that keeps failing waits for its answer (the registrar's throttle).
+            self.endpoint.timers.call_at(
+                now + outcome.delay, lambda at: self.endpoint.respond(txn, response, at)
+            )
+        else:
+            self.endpoint.respond(txn, response, now)
+        if outcome.added or outcome.removed:
+            self._arm_expiry()
+            self.queues.dispatch_all(now)
+
+    def _arm_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        deadline = self.registrar.next_expiry()
+        self._expiry = None if deadline is None else self.endpoint.timers.call_at(
+            deadline, self._expire
+        )
+
+    def _expire(self, now: float) -> None:
+        self._expiry = None
+        self.now = now
+        for binding in self.registrar.expire(now):
+            log.info("registration of %s at %s expired", binding.aor, binding.contact)
+        self._arm_expiry()
+        self.queues.dispatch_all(now)
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload: new calls use ``config``; registrations and queues carry on."""
+        self.config = config
+        self.registrar.policy = _policy(config)
+
     def contacts(self, agent: str) -> Sequence[AgentContact]:
         """The phones ``agent`` has registered (the router's AgentDirectory)."""
-        return ()
+        return [
+            AgentContact(b.contact, b.source[0], b.source[1], b.transport)
+            for b in self.registrar.contacts(agent, self.now)
+        ]
 
     def stats(self) -> dict[str, int]:
         return {
@@ -290,6 +367,20 @@ class B2BUA:
             "tracked_transactions": len(self._tracked),
             **self.endpoint.stats(),
         }
+
+
+def _policy(config: Config) -> RegistrarPolicy:
+    settings = config.sip.registrar
+    return RegistrarPolicy(
+        min_expires=settings.min_expires,
+        max_expires=settings.max_expires,
+        default_expires=settings.default_expires,
+        nonce_lifetime=settings.nonce_lifetime,
+        window=settings.window,
+        slow_after=settings.slow_after,
+        block_after=settings.block_after,
+        block_for=settings.block_for,
+    )
 
 
 def _caller(request: Request) -> str:

@@ -2,17 +2,15 @@
 
 When a carrier answers an outbound INVITE with 401 (WWW-Authenticate) or 407
 (Proxy-Authenticate), the UAC re-sends it once with Authorization or
-Proxy-Authorization computed from the trunk's credentials.
+Proxy-Authorization computed from the trunk's credentials.  The server side (the
+registrar's challenges) and the parameter reader both sides share are in
+:mod:`softswitch.sip.digest`.
 """
 
 from __future__ import annotations
 
-import hashlib
-
+from .digest import HASHES, parse_auth_params
 from .message import Response
-from .uri import parse_params, unquote_string
-
-_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 
 class DigestChallengeError(ValueError):
@@ -23,21 +21,7 @@ def parse_challenge(value: str) -> dict[str, str]:
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         raise DigestChallengeError(f"unsupported authentication scheme {scheme!r}")
-    # The parameters are comma-separated; reuse the ;-parameter reader on them.
-    params = parse_params(";" + _commas_to_semicolons(rest), what="challenge")
-    return {
-        k.lower(): (unquote_string(v) if v and v.startswith('"') else v or "") for k, v in params
-    }
-
-
-def _commas_to_semicolons(text: str) -> str:
-    out: list[str] = []
-    quoted = False
-    for c in text:
-        if c == '"':
-            quoted = not quoted
-        out.append(";" if c == "," and not quoted else c)
-    return "".join(out)
+    return parse_auth_params(rest, what="challenge")
 
 
 def digest_response(
@@ -55,7 +39,7 @@ def digest_response(
 ) -> str:
     """``response`` of RFC 2617 §3.2.2.1 (and RFC 8760 for SHA-256)."""
     try:
-        hasher = _HASHES[algorithm.upper()]
+        hasher = HASHES[algorithm.upper()]
     except KeyError:
         raise DigestChallengeError(f"unsupported algorithm {algorithm!r}") from None
 

@@ -532,6 +532,22 @@ def test_no_ack_from_caller_byes_both_legs_at_64_t1(scenario: Any) -> None:
     s.finish()
 
 
+def test_callee_hangs_up_before_the_callers_ack_that_never_comes(scenario: Any) -> None:
+    """The BYE toward the caller waits for its ACK (§15); with no ACK in 64*T1 it goes
+    anyway (§13.3.1.4), and the call ends."""
+    s = scenario()
+    s.invite(0.0)
+    leg = s.leg(R1)
+    s.answer(leg, 200, 1.0, sdp_port=7000)
+    sip_bye = sip_request_from_r1(s, leg, "BYE", 2.0)
+    assert [x for x in sip_bye if x.method == "BYE"] == []
+    sent = s.wire.advance(33.0)
+    byes = [x for x in sent if x.method == "BYE"]
+    assert [(b.time, b.destination) for b in byes] == [(33.0, CALLER)]
+    s.answer(byes[0], 200, 33.1, to=CALLER)
+    s.finish()
+
+
 def test_lost_invite_to_r1_is_retransmitted_at_t1(scenario: Any) -> None:
     s = scenario()
     s.invite(0.0)
