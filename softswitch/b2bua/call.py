@@ -124,6 +124,7 @@ class Call:
         self.menu_timer: TimerHandle | None = None
         self.queue: Queue | None = None  # waiting in this queue
         self.queue_timer: TimerHandle | None = None  # its max_wait
+        self.announce_timer: TimerHandle | None = None  # "you are number N"
         self.member: tuple[str, str] | None = None  # (queue, member) that took the call
         self.media = CallMedia(
             service.media, service.config.media, invite.body, int(service.wall(now))
@@ -324,12 +325,40 @@ class Call:
             return False
         self.pattern = "queue"
         self.queue = queue
-        if queue.hold_music is not None:
-            self._play_to_caller(partial(audio.frames, queue.hold_music), now)
+        self._hold_music(now)
         self.queue_timer = self.endpoint.timers.call_at(now + queue.max_wait, self._queue_gave_up)
+        if queue.announce is not None:
+            self.announce_timer = self.endpoint.timers.call_at(
+                now + queue.announce.every, self._announce
+            )
         position = self.service.queues.join(self, queue, now)
         self.log_event(f"queue {queue.name}: waiting, position {position}")
         return True
+
+    def _hold_music(self, now: float) -> None:
+        self.announce_timer = None
+        if self.queue is not None and self.queue.hold_music is not None:
+            self._play_to_caller(partial(audio.frames, self.queue.hold_music), now)
+
+    def _announce(self, now: float) -> None:
+        """"You are number N": the recording for the caller's position, then the music."""
+        queue = self.queue
+        position = self.service.queues.position(self)
+        if queue is None or queue.announce is None or position is None:
+            self.announce_timer = None
+            return
+        prompts = queue.announce.prompts
+        prompt = prompts[min(position, len(prompts)) - 1]
+        end = self._play_to_caller(partial(audio.frames, prompt), now, repeat=False)
+        self.announce_timer = self.endpoint.timers.call_at(end + FRAME, self._after_announce)
+
+    def _after_announce(self, now: float) -> None:
+        queue = self.queue
+        self._hold_music(now)
+        if queue is not None and queue.announce is not None:
+            self.announce_timer = self.endpoint.timers.call_at(
+                now + queue.announce.every, self._announce
+            )
 
     def queue_offer(self, members: Sequence[str], now: float) -> None:
         """The queue offers this caller to ``members``: ring them."""
@@ -354,9 +383,10 @@ class Call:
         self._act(self._route(partial(self.router.next, [])), now)
 
     def _leave_queue(self, now: float) -> None:
-        if self.queue_timer is not None:
-            self.queue_timer.cancel()
-            self.queue_timer = None
+        for timer in (self.queue_timer, self.announce_timer):
+            if timer is not None:
+                timer.cancel()
+        self.queue_timer = self.announce_timer = None
         if self.queue is None:
             return
         self.service.queues.leave(self, now)
@@ -522,14 +552,11 @@ class Call:
         self.leg_failed(leg, 480, Outcome.NO_ANSWER, now)
 
     def leg_answered(self, leg: OutboundLeg, response: Response, now: float) -> None:
+        self.winner = leg
         if leg.queue_member is not None and self.queue is not None:
             self.member = (self.queue.name, leg.queue_member)
             self.service.queues.answered(self, leg.queue_member, now)
-            self.queue = None
-            if self.queue_timer is not None:
-                self.queue_timer.cancel()
-                self.queue_timer = None
-        self.winner = leg
+            self._leave_queue(now)
         self.record.answered_at = self.service.wall(now)
         if leg.record.answered_at is None:
             leg.record.answered_at = self.record.answered_at

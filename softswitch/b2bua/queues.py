@@ -91,6 +91,11 @@ class QueueService:
         queue.call_ended(member, now)
         self._dispatch_at(name, now + queue.wrap_up)
 
+    def position(self, call: Call) -> int | None:
+        """The caller's place in its queue (1: next to be served)."""
+        queue = self._queue_of(call)
+        return queue.position(call.id) if queue is not None else None
+
     def _queue_of(self, call: Call) -> CallQueue | None:
         return self.queues.get(call.queue.name) if call.queue is not None else None
 

@@ -176,3 +176,39 @@ def test_max_wait_takes_the_queues_no_answer_route(media_scenario: Any,
     s.wire.run_out()
     assert s.b2bua.calls == {}
     assert all(stream.closed for stream in engine.streams)
+
+
+ANNOUNCED = """
+trunks: [{name: lab, networks: ["127.0.0.0/8"]}]
+receiving_numbers:
+  R3: {number: "+1 415 555 0103", uri: "sip:+14155550103@127.0.0.1:5073"}
+agents: {zoe: {password: secret}}
+queues:
+  q:
+    members: [zoe]
+    max_wait: 60
+    hold_music: conf/audio/lab-hold.wav
+    announce: {every: 10, prompts: [conf/audio/lab-menu.wav, conf/audio/lab-whisper.wav]}
+tracking_numbers:
+  "+1 800 555 0112": {route: {queue: q}}
+"""
+
+
+def test_a_waiting_caller_hears_its_position_every_period(media_scenario: Any) -> None:
+    """zoe is not registered: the caller waits, hearing the music, and every 10 s the
+    recording for position 1, then the music again."""
+    config = parse_config(ANNOUNCED, "announce.yaml", PROJECT / "conf")
+    s, engine = media_scenario("+18005550112", config)
+    s.invite(0.0)
+    s.ack_2xx(ok_to_caller(s)[0], 0.05)
+    caller = engine.streams[0]
+    assert caller.plays == [(150, 0.0, True)]
+    s.wire.advance(10.0)
+    assert caller.plays[-1] == (100, 10.0, False)  # lab-menu.wav: "you are number 1"
+    s.wire.advance(12.0)  # 100 frames from 10.0: the last is due at 11.98 and ends at 12.0
+    assert caller.plays[-1] == (150, pytest.approx(12.0), True)
+    s.wire.advance(22.0)
+    assert caller.plays[-1] == (100, pytest.approx(22.0), False)
+    s.b2bua.hangup_all(23.0, "test")
+    s.wire.run_out()
+    assert s.b2bua.calls == {}
