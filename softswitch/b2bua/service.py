@@ -23,16 +23,16 @@ from pyee import EventEmitter
 
 from ..config import Config, Credentials, TrackingNumber
 from ..media.streams import MediaEngine
-from ..sip.digest import ha1
-from ..sip.registrar import Registrar, RegistrarPolicy
-from ..sip.timers import TimerHandle
 from ..routing.conditions import CallFacts
 from ..routing.counters import InMemoryCounters, LiveCounters
 from ..routing.router import AgentContact, Router, Target
 from ..sip.dialog import DialogId
+from ..sip.digest import ha1
 from ..sip.e164 import NumberError, normalize
 from ..sip.endpoint import Endpoint, EndpointConfig
 from ..sip.message import Headers, Request, Response
+from ..sip.registrar import Registrar, RegistrarPolicy
+from ..sip.timers import TimerHandle
 from ..sip.transaction import (
     ClientTransaction,
     InviteServerTransaction,

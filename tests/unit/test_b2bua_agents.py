@@ -11,16 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from softswitch.sip.auth import authorization_header
-from softswitch.sip.message import Response, parse_message
-
 from test_b2bua_media import (  # type: ignore[import-not-found]
     R1,
     finish,
     ok_to_caller,
     scenario_factory,
 )
+
+from softswitch.sip.auth import authorization_header
+from softswitch.sip.message import Response, parse_message
 
 ALICE_PHONE = ("127.0.0.1", 40100)  # where alice's softphone sends from (behind NAT)
 BOB_PHONE = ("127.0.0.1", 40200)

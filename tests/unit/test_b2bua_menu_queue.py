@@ -12,10 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from softswitch.config import Config, parse_config
-from softswitch.sip.sdp import SessionDescription
-
 from test_b2bua_media import (  # type: ignore[import-not-found]
     R1,
     FakeEngine,
@@ -23,6 +19,9 @@ from test_b2bua_media import (  # type: ignore[import-not-found]
     ok_to_caller,
     scenario_factory,
 )
+
+from softswitch.config import Config, parse_config
+from softswitch.sip.sdp import SessionDescription
 
 PROJECT = Path(__file__).resolve().parents[2]
 R2 = ("127.0.0.1", 5072)
