@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Queue
 from ..routing.queues import CallQueue
-from ..routing.router import Target, make_target
+from ..routing.router import Target, agent_target, make_target
 from ..sip.timers import TimerHandle
 
 if TYPE_CHECKING:
@@ -140,20 +140,9 @@ class QueueService:
         """Who to ring for ``member``: every phone of an agent, or a receiving number."""
         settings = self.service.config
         if member in settings.agents:
+            label = f"agent {member} (queue {config.name})"
             return [
-                Target(
-                    name=member,
-                    number=member,
-                    label=f"agent {member} (queue {config.name})",
-                    uri=contact.uri,
-                    proxy=None,
-                    trunk=None,
-                    ring_timeout=config.ring_timeout,
-                    no_provisional_timeout=5.0,
-                    present_tracking_number=False,
-                    diversion=False,
-                    destination=(contact.host, contact.port, contact.transport),
-                )
+                agent_target(member, contact, config.ring_timeout, label)
                 for contact in self.service.contacts(member)
             ]
         number = settings.receiving_numbers.get(member)

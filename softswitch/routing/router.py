@@ -242,6 +242,23 @@ def make_target(
     )
 
 
+def agent_target(name: str, contact: AgentContact, ring_timeout: float, label: str) -> Target:
+    """One registered phone of agent ``name``, reached where it registered from."""
+    return Target(
+        name=name,
+        number=name,
+        label=label,
+        uri=contact.uri,
+        proxy=None,
+        trunk=None,
+        ring_timeout=ring_timeout,
+        no_provisional_timeout=5.0,
+        present_tracking_number=False,
+        diversion=False,
+        destination=(contact.host, contact.port, contact.transport),
+    )
+
+
 class _Frame:
     """What the agenda holds: a route being worked through.  ``next`` gives its next
     action or None when it is spent; then its ``no_answer`` route (if any) follows."""
@@ -483,19 +500,7 @@ class Router:
         contacts = self.agents.contacts(agent.name)
         if contacts:
             targets = tuple(
-                Target(
-                    name=agent.name,
-                    number=agent.name,
-                    label=f"agent {agent.name}",
-                    uri=contact.uri,
-                    proxy=None,
-                    trunk=None,
-                    ring_timeout=route.ring_timeout,
-                    no_provisional_timeout=5.0,
-                    present_tracking_number=False,
-                    diversion=False,
-                    destination=(contact.host, contact.port, contact.transport),
-                )
+                agent_target(agent.name, contact, route.ring_timeout, f"agent {agent.name}")
                 for contact in contacts
             )
             return Dial(targets, f"dial agent {agent.name} on {len(targets)} phone(s) [{key}]",
