@@ -180,11 +180,6 @@ def frames(path: Path, codec: str) -> tuple[bytes, ...]:
     return _encoded(resolved, mtime_ns, name)
 
 
-def check(path: Path) -> None:
-    """Decode ``path`` (caching the result for ``frames``) or raise AudioError."""
-    _decoded(*_file_key(path))
-
-
 def tone(
     frequencies: Sequence[float], seconds: float, codec: str, level: float = 0.3
 ) -> tuple[bytes, ...]:
@@ -235,12 +230,10 @@ def ringback(codec: str) -> tuple[bytes, ...]:
     return _ringback(_codec(codec))
 
 
-def frame_times(start: float, count: int, first_timestamp: int) -> list[tuple[float, int]]:
-    """The absolute 20 ms grid: frame n goes out at ``start + n * 0.020`` with RTP
-    timestamp ``first_timestamp + n * 160`` (mod 2**32), for n in 0..count-1."""
-    if count < 0:
-        raise ValueError(f"frame count {count} is negative")
-    return [
-        (start + n * FRAME_SECONDS, (first_timestamp + n * FRAME_SAMPLES) % _TIMESTAMP_MODULUS)
-        for n in range(count)
-    ]
+def frame_time(start: float, n: int, first_timestamp: int) -> tuple[float, int]:
+    """The absolute 20 ms grid: frame ``n`` goes out at ``start + n * 0.020`` with RTP
+    timestamp ``first_timestamp + n * 160`` (mod 2**32).  Computed from ``n``, never
+    accumulated, so a long stream does not drift."""
+    if n < 0:
+        raise ValueError(f"frame number {n} is negative")
+    return start + n * FRAME_SECONDS, (first_timestamp + n * FRAME_SAMPLES) % _TIMESTAMP_MODULUS

@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 
 from aiortc.rtp import RtpPacket
 
-from .audio import FRAME_SAMPLES
+from .audio import FRAME_SAMPLES, frame_time
 from .dtmf import DtmfReceiver, EventPacket
 from .streams import DtmfCallback, MediaUnavailable, Remote, SilenceCallback
 
@@ -318,12 +318,11 @@ class RelayStream:
         def tick(n: int) -> None:
             now = self.loop.time()
             while n < count or repeat:
-                due = at + n * FRAME_SECONDS
+                due, ts = frame_time(at, n, first)
                 if due > now + 0.001:
                     self._player = self.loop.call_at(due, tick, n)
                     return
                 if self.rtp_peer is not None:
-                    ts = (first + n * FRAME_SAMPLES) & 0xFFFFFFFF
                     data = self.sender.own(payload_type, frames[n % count], ts, due, n == 0)
                     self._send(self.rtp, data, self.rtp_peer)
                 n += 1

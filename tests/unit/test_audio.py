@@ -23,10 +23,9 @@ from softswitch.media import audio
 from softswitch.media.audio import (
     FRAME_SAMPLES,
     AudioError,
-    check,
     decode_pcm,
     encode,
-    frame_times,
+    frame_time,
     frames,
     ringback,
     silence,
@@ -323,21 +322,19 @@ def test_ringback_cycle(codec: str) -> None:
 
 
 def test_frame_times_are_absolute() -> None:
-    grid = frame_times(100.0, 3, 1000)
+    grid = [frame_time(100.0, n, 1000) for n in range(3)]
     assert [timestamp for _, timestamp in grid] == [1000, 1160, 1320]
     assert [at for at, _ in grid] == pytest.approx([100.0, 100.02, 100.04], abs=1e-9)
-    long = frame_times(5.0, 50_001, 0)
-    assert long[50_000] == (5.0 + 50_000 * 0.020, 8_000_000)  # computed, not accumulated
-    assert long[50_000][0] == pytest.approx(1005.0, abs=1e-9)
-    assert frame_times(1.0, 0, 0) == []
+    assert frame_time(5.0, 50_000, 0) == (5.0 + 50_000 * 0.020, 8_000_000)  # not accumulated
+    assert frame_time(5.0, 50_000, 0)[0] == pytest.approx(1005.0, abs=1e-9)
     with pytest.raises(ValueError):
-        frame_times(1.0, -1, 0)
+        frame_time(1.0, -1, 0)
 
 
 def test_frame_timestamps_wrap_at_2_to_the_32() -> None:
-    grid = frame_times(0.0, 4, 2**32 - 320)
+    grid = [frame_time(0.0, n, 2**32 - 320) for n in range(4)]
     assert [timestamp for _, timestamp in grid] == [2**32 - 320, 2**32 - 160, 0, 160]
-    assert frame_times(0.0, 2, 2**32 - 1)[1][1] == 159
+    assert frame_time(0.0, 1, 2**32 - 1)[1] == 159
 
 
 # --- the cache ------------------------------------------------------------------------------
@@ -357,14 +354,13 @@ def test_frames_are_decoded_once_and_cached(
     path = write_wav(tmp_path / "prompt.wav", 8000, 1, 2, 0.2, [1000.0])
     (tmp_path / "sub").mkdir()
 
-    check(path)
     first = frames(path, "PCMU")
     assert frames(path, "PCMU") is first
     assert frames(tmp_path / "sub" / ".." / "prompt.wav", "pcmu") is first  # resolved path
     assert len(first) == 10
     alaw = frames(path, "PCMA")
     assert alaw is not first and alaw == encode(real(path), "PCMA")
-    assert calls == [path.resolve()]  # one decode for check, PCMU and PCMA
+    assert calls == [path.resolve()]  # one decode for PCMU and PCMA
 
     # an edited file (new modification time) is decoded again
     write_wav(path, 8000, 1, 2, 0.4, [1500.0])
@@ -375,15 +371,13 @@ def test_frames_are_decoded_once_and_cached(
     assert amplitude(expand(edited, "PCMU"), 1500.0) > 0.4 * FULL_SCALE
 
 
-def test_check_and_frames_raise_audio_errors(tmp_path: Path) -> None:
-    check(LAB_AUDIO / "lab-whisper.wav")
-    with pytest.raises(AudioError, match="not found"):
-        check(tmp_path / "missing.wav")
+def test_frames_raise_audio_errors(tmp_path: Path) -> None:
+    assert frames(LAB_AUDIO / "lab-whisper.wav", "PCMU")
     with pytest.raises(AudioError, match="not found"):
         frames(tmp_path / "missing.wav", "PCMU")
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF but not really")
     with pytest.raises(AudioError, match="cannot decode"):
-        check(bad)
+        frames(bad, "PCMA")
     with pytest.raises(ValueError, match="PCMU or PCMA"):
         frames(LAB_AUDIO / "lab-whisper.wav", "G722")
