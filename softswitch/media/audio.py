@@ -13,10 +13,11 @@ signed 16-bit (``decode_pcm``), then encoded with FFmpeg's G.711 encoders, the
 ones ``aiortc.codecs.g711`` uses (``encode``).  The frames are cached for the
 life of the process, keyed by the file's resolved path, its modification time and
 the codec (``frames``), so a call playing a prompt only indexes a tuple, and an
-edited file is decoded afresh.  ``check`` decodes a file up front so that a bad
-file fails ``softswitch check`` and startup rather than a live call.
+edited file is decoded afresh.  ``softswitch check``, startup and reload decode
+every configured file up front (``media/files.py``) so that a bad file fails there
+rather than in a live call.
 
-Frames go out on an absolute grid (``frame_times``): frame n at ``start + n*0.020``
+Frames go out on an absolute grid (``frame_time``): frame n at ``start + n*0.020``
 in loop time with timestamp ``first + n*160``.  A sender that wakes late sends
 what is due and catches up; it never drifts the way ``sleep(0.02)`` in a loop does.
 
