@@ -669,13 +669,20 @@ _DEFAULT_LISTEN = (
 )
 
 
+def _algorithm_list(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value or len(set(value)) != len(value):
+        raise _problem("expected SHA-256 and/or MD5, each once, most preferred first")
+    return value
+
+
 class RegistrarSettings(_Model):
     """Agents' registrations (RFC 3261 §10): ``Expires`` is clamped to
     [``min_expires``, ``max_expires``] (below the minimum: 423 Interval Too Brief);
     nonces live ``nonce_lifetime`` seconds (then ``stale=true``).  A source with
     ``slow_after`` failed authentications within ``window`` seconds gets its answers
     one second later per further failure; at ``block_after`` it is refused (403) for
-    ``block_for`` seconds."""
+    ``block_for`` seconds.  ``algorithms`` orders the digest challenges: phones that
+    read only the first one and know only MD5 need ``[MD5, SHA-256]``."""
 
     min_expires: Annotated[int, BeforeValidator(_positive_int)] = 60
     max_expires: Annotated[int, BeforeValidator(_positive_int)] = 3600
@@ -685,6 +692,10 @@ class RegistrarSettings(_Model):
     slow_after: Annotated[int, BeforeValidator(_positive_int)] = 3
     block_after: Annotated[int, BeforeValidator(_positive_int)] = 10
     block_for: Seconds = 300.0
+    algorithms: Annotated[
+        tuple[Literal["SHA-256", "MD5"], ...], AfterValidator(_algorithm_list)
+    ] = ("SHA-256", "MD5")
+    """Digest challenges in this order (RFC 8760: most preferred first)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> RegistrarSettings:

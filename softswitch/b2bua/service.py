@@ -316,7 +316,10 @@ class B2BUA:
     def _register(self, request: Request, txn: ServerTransaction, now: float) -> None:
         outcome = self.registrar.handle(request, txn.source, txn.transport, now)
         response = outcome.response
-        if outcome.added or outcome.removed or response.status >= 400 and response.status != 401:
+        failed = response.status >= 400 and (
+            response.status != 401 or "authorization" in request.headers
+        )  # a first 401 is the normal challenge; one after credentials is a failed login
+        if outcome.added or outcome.removed or failed:
             log.info(
                 "REGISTER %s from %s:%s over %s: %s %s%s", request.to.uri, *txn.source,
                 txn.transport, response.status, response.reason,
@@ -380,6 +383,7 @@ def _policy(config: Config) -> RegistrarPolicy:
         slow_after=settings.slow_after,
         block_after=settings.block_after,
         block_for=settings.block_for,
+        algorithms=settings.algorithms,
     )
 
 

@@ -158,7 +158,8 @@ class DigestServer:
     def challenges(
         self, now: float, stale: bool = False, algorithms: Sequence[str] | None = None
     ) -> list[str]:
-        """``WWW-Authenticate`` values, one per algorithm, most preferred first."""
+        """``WWW-Authenticate`` values, one per algorithm, in the order of
+        ``algorithms`` (RFC 8760 §2.4: most preferred first; default: this server's)."""
         wanted = self.algorithms if algorithms is None else tuple(algorithms)
         unknown = [a for a in wanted if a not in self.algorithms]
         if unknown or not wanted:
@@ -168,8 +169,7 @@ class DigestServer:
         return [
             f"Digest realm={quote_string(self.realm)}, nonce=\"{nonce}\", "
             f'algorithm={name}, qop="auth"{tail}'
-            for name in self.algorithms
-            if name in wanted
+            for name in wanted
         ]
 
     def _mint(self, now: float) -> str:

@@ -99,12 +99,17 @@ class RegistrarPolicy:
     block_after: int = 10
     block_for: float = 300.0
     max_contacts: int = 10  # per agent: an authenticated phone cannot grow memory forever
+    # Challenges in this order.  RFC 8760 prefers SHA-256 first; phones that read only
+    # the first challenge and know only MD5 (SIPp 3.6, older devices) need MD5 first.
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
 
     def __post_init__(self) -> None:
         if not 0 < self.min_expires <= self.default_expires <= self.max_expires:
             raise ValueError("expected 0 < min_expires <= default_expires <= max_expires")
         if not 0 < self.slow_after <= self.block_after:
             raise ValueError("expected 0 < slow_after <= block_after")
+        if not self.algorithms or set(self.algorithms) - {"SHA-256", "MD5"}:
+            raise ValueError("algorithms: expected SHA-256 and/or MD5")
         if min(self.nonce_lifetime, self.window, self.block_for) <= 0 or self.max_contacts < 1:
             raise ValueError("nonce_lifetime, window, block_for and max_contacts must be positive")
 
@@ -321,10 +326,10 @@ class Registrar:
         # Offer only the algorithms the agent has a hash for, or a phone that picks
         # SHA-256 could never log in with an MD5-only ``ha1``.  For an unknown name
         # offer them all (the cost: an agent with only an MD5 hash is recognisable).
-        algorithms = [
-            a for a in self._digest.algorithms if self._credentials(aor, a) is not None
-        ]
-        challenges = self._digest.challenges(now, stale=stale, algorithms=algorithms or None)
+        # The order is the policy's (RFC 8760 §2.4: most preferred first).
+        offered = self.policy.algorithms
+        algorithms = [a for a in offered if self._credentials(aor, a) is not None]
+        challenges = self._digest.challenges(now, stale=stale, algorithms=algorithms or offered)
         return self._answer(
             request, 401, None, detail,
             extra=[("WWW-Authenticate", c) for c in challenges], delay=delay,

@@ -527,3 +527,11 @@ def test_quiet_hosts_are_forgotten(sip: types.SimpleNamespace) -> None:
     assert reg.forget_failures(30.0) == 0
     assert reg.forget_failures(60.0) == 20  # window over; the blocked one stays
     assert reg.forget_failures(100.0) == 1
+
+
+def test_challenges_follow_the_configured_order(phone: Phone) -> None:
+    """SIPp 3.6 and older phones read only the first challenge and know only MD5."""
+    for order in (("MD5", "SHA-256"), ("SHA-256", "MD5")):
+        outcome = phone.send(make_registrar(algorithms=order), 0.0)
+        challenges = outcome.response.headers.get_all("www-authenticate")
+        assert [parse_challenge(c)["algorithm"] for c in challenges] == list(order)
