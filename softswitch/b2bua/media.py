@@ -90,13 +90,10 @@ class CallMedia:
         self.engine = engine
         self.settings = settings
         self.session_id = session_id
-        self.caller_offer: SessionDescription | None = None
-        self.caller_offer_error: SdpError | None = None
-        if offer_body:
-            try:
-                self.caller_offer = SessionDescription.parse(offer_body)
-            except SdpError as exc:
-                self.caller_offer_error = exc
+        self._offer_body = offer_body
+        self._parsed = False  # the caller's offer is parsed only if a leg is anchored
+        self._caller_offer: SessionDescription | None = None
+        self._caller_offer_error: SdpError | None = None
         self.inbound: Side | None = None
         self.legs: dict[int, Side] = {}  # by leg number
         self.early_from: int | None = None  # the leg whose early media the caller hears
@@ -105,6 +102,25 @@ class CallMedia:
         self.caller_codec: str | None = None
 
     # ---- deciding ------------------------------------------------------------------
+
+    def _parse_offer(self) -> None:
+        if not self._parsed:
+            self._parsed = True
+            if self._offer_body:
+                try:
+                    self._caller_offer = SessionDescription.parse(self._offer_body)
+                except SdpError as exc:
+                    self._caller_offer_error = exc
+
+    @property
+    def caller_offer(self) -> SessionDescription | None:
+        self._parse_offer()
+        return self._caller_offer
+
+    @property
+    def caller_offer_error(self) -> SdpError | None:
+        self._parse_offer()
+        return self._caller_offer_error
 
     def anchors(self, needs_media: bool) -> bool:
         return self.engine is not None and (
