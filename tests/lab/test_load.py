@@ -89,10 +89,11 @@ def test_100_calls_with_10_percent_loss(
 ) -> None:
     """SIPp drops 10 % of its messages on both sides; retransmissions must recover every call.
 
-    The ring timeout of +1 800 555 0100 is raised from 5 s to 30 s for this run: with
-    loss, R1's answer can take several retransmissions (0.5, 1, 2, 4 s apart) to get
-    through, and a 480 for "no answer in 5 s" would then be the right behaviour but not
-    what this test is about.
+    The ring timeout of +1 800 555 0100 is raised from 5 s to 30 s for this run, and
+    R1's no-provisional timeout from 5 s to 30 s: with loss, R1's answer (or its first
+    response at all) can take several retransmissions (0.5, 1, 2, 4 s apart) to get
+    through, and a 480 for "no answer in 5 s" or a 408 for "no response in 5 s" would
+    then be the right behaviour but not what this test is about.
 
     The caller's INVITE/ACK/BYE and R1's 200/200-for-BYE are each lost 10 % of the time,
     and so is 10 % of what each SIPp receives from softswitch.
@@ -103,6 +104,9 @@ def test_100_calls_with_10_percent_loss(
     """
     softswitch_on(lab_config_copy({
         "route: {dial: [R1], ring_timeout: 5}": "route: {dial: [R1], ring_timeout: 30}",
+        '    label: Lab R1\n    uri: "sip:+14155550101@127.0.0.1:5071"\n':
+            '    label: Lab R1\n    uri: "sip:+14155550101@127.0.0.1:5071"\n'
+            "    no_provisional_timeout: 30\n",
     }))
     uac, r1 = run_calls(sipp_runner, 100, 10, "-lost", "10", timeout=120,
                         uas_scenario="uas_lossy.xml", uac_scenario="uac_lossy.xml")
