@@ -1,4 +1,4 @@
-"""/proc and port helpers shared by the benchmarks (bench/run.py, bench/media.py).
+"""/proc, port and probe helpers shared by the benchmarks (bench/run.py, bench/media.py).
 
 Standard library only; Linux /proc.  Imported by file name: the benchmarks run as
 scripts (``.venv/bin/python bench/run.py``), so this directory is on sys.path.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import uuid
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -89,5 +91,38 @@ def port_free(port: int) -> bool:
         return True
     except OSError:
         return False
+    finally:
+        s.close()
+
+
+def options_probe(port: int, local_port: int, timeout: float) -> str | None:
+    """Send OPTIONS to the SUT until any SIP response comes; return its status line."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((HOST, local_port))
+        s.settimeout(0.25)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tag = uuid.uuid4().hex[:12]
+            msg = (
+                f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{tag};rport\r\n"
+                f"Max-Forwards: 70\r\n"
+                f"From: <sip:bench@{HOST}:{local_port}>;tag={tag}\r\n"
+                f"To: <sip:{HOST}:{port}>\r\n"
+                f"Call-ID: bench-probe-{tag}@{HOST}\r\n"
+                f"CSeq: 1 OPTIONS\r\n"
+                f"Contact: <sip:bench@{HOST}:{local_port}>\r\n"
+                f"Content-Length: 0\r\n\r\n"
+            )
+            s.sendto(msg.encode(), (HOST, port))
+            try:
+                data, _ = s.recvfrom(65535)
+            except TimeoutError:
+                continue
+            line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+            if line.startswith("SIP/2.0"):
+                return line
+        return None
     finally:
         s.close()

@@ -29,17 +29,15 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procstat import cpu_ticks, port_free, status_kib, udp_port_bound
+from procstat import cpu_ticks, options_probe, port_free, status_kib, udp_port_bound
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -89,39 +87,6 @@ def wait_port(port: int, proc: subprocess.Popen[Any], what: str, timeout: float)
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not bind UDP {HOST}:{port} within {timeout:.0f} s")
-
-
-def options_probe(port: int, local_port: int, timeout: float) -> str | None:
-    """Send OPTIONS to the SUT until any SIP response comes; return its status line."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((HOST, local_port))
-        s.settimeout(0.25)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            tag = uuid.uuid4().hex[:12]
-            msg = (
-                f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{tag};rport\r\n"
-                f"Max-Forwards: 70\r\n"
-                f"From: <sip:bench@{HOST}:{local_port}>;tag={tag}\r\n"
-                f"To: <sip:{HOST}:{port}>\r\n"
-                f"Call-ID: bench-probe-{tag}@{HOST}\r\n"
-                f"CSeq: 1 OPTIONS\r\n"
-                f"Contact: <sip:bench@{HOST}:{local_port}>\r\n"
-                f"Content-Length: 0\r\n\r\n"
-            )
-            s.sendto(msg.encode(), (HOST, port))
-            try:
-                data, _ = s.recvfrom(65535)
-            except TimeoutError:
-                continue
-            line = data.split(b"\r\n", 1)[0].decode(errors="replace")
-            if line.startswith("SIP/2.0"):
-                return line
-        return None
-    finally:
-        s.close()
 
 
 # --------------------------------------------------------------------------
