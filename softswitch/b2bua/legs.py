@@ -333,23 +333,20 @@ class OutboundLeg(LegBase):
         """Stop ringing this leg: CANCEL now, or as soon as a 1xx allows it (§9.1); a
         leg that answered but is not connected yet gets BYE."""
         self._stop_ring_timer()
-        if self.confirmation is not None:
-            self.call.release(self)
-            if reason:
-                self.record.outcome, self.record.reason = "cancelled", reason
-                self.record.ended_at = self.call.service.wall(now)
-            self.send_bye(now)
-            return
-        if self.state not in (LegState.CALLING, LegState.RINGING):
+        confirming = self.confirmation is not None
+        if not confirming and self.state not in (LegState.CALLING, LegState.RINGING):
             return
         self.call.release(self)
-        self.state = LegState.ENDING
         if reason:
             self.record.outcome, self.record.reason = "cancelled", reason
             self.record.ended_at = self.call.service.wall(now)
-        if self.provisional:
+        if confirming:
+            self.send_bye(now)
+        elif self.provisional:
+            self.state = LegState.ENDING
             self._send_cancel(reason, now)
         else:
+            self.state = LegState.ENDING
             self.cancel_wanted = reason or ""
 
     def _send_cancel(self, reason: str | None, now: float) -> None:
