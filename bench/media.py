@@ -87,6 +87,7 @@ from procstat import (
     port_free,
     proc_tree,
     status_kib,
+    stop,
     udp_port_bound,
 )
 
@@ -1258,21 +1259,6 @@ def write_config(workdir: Path, uas_port: int) -> Path:
     return conf
 
 
-def stop(proc: subprocess.Popen[Any] | None, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; only ever our own child."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        print(f"  (softswitch ignored SIGTERM; killing pid {proc.pid})", file=sys.stderr)
-        proc.kill()
-        proc.wait(timeout=grace)
-    except ProcessLookupError:
-        pass
-
-
 class Softswitch:
     def __init__(
         self, args: argparse.Namespace, workdir: Path, port: int, conf: Path, pin: bool
@@ -1892,7 +1878,7 @@ def main(argv: list[str] | None = None) -> int:
         state["error"] = f"{type(exc).__name__}: {exc}"
         print(f"\nERROR: {state['error']}", file=sys.stderr)
     finally:
-        stop(sut.proc if sut else None)
+        stop(sut.proc if sut else None, "softswitch")
         signal.signal(signal.SIGTERM, previous)
         if sut is not None:
             try:

@@ -1,4 +1,5 @@
-"""/proc, port and probe helpers shared by the benchmarks (bench/run.py, bench/media.py).
+"""/proc, port, probe and child-process helpers shared by the benchmarks
+(bench/run.py, bench/media.py).
 
 Standard library only; Linux /proc.  Imported by file name: the benchmarks run as
 scripts (``.venv/bin/python bench/run.py``), so this directory is on sys.path.
@@ -7,10 +8,14 @@ scripts (``.venv/bin/python bench/run.py``), so this directory is on sys.path.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -126,3 +131,18 @@ def options_probe(port: int, local_port: int, timeout: float) -> str | None:
         return None
     finally:
         s.close()
+
+
+def stop(proc: subprocess.Popen[Any] | None, name: str, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; only ever our own child."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        print(f"  ({name} ignored SIGTERM; killing pid {proc.pid})", file=sys.stderr)
+        proc.kill()
+        proc.wait(timeout=grace)
+    except ProcessLookupError:
+        pass

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procstat import cpu_ticks, options_probe, port_free, status_kib, udp_port_bound
+from procstat import cpu_ticks, options_probe, port_free, status_kib, stop, udp_port_bound
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -61,21 +60,6 @@ SUT_INDEX = {"softswitch": 0, "sippy": 1}  # each SUT has its own port set
 
 # --------------------------------------------------------------------------
 # child processes
-
-
-def stop(proc: subprocess.Popen[Any] | None, name: str, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; only ever our own child."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        print(f"  ({name} ignored SIGTERM; killing pid {proc.pid})", file=sys.stderr)
-        proc.kill()
-        proc.wait(timeout=grace)
-    except ProcessLookupError:
-        pass
 
 
 def wait_port(port: int, proc: subprocess.Popen[Any], what: str, timeout: float) -> None:
