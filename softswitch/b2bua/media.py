@@ -58,6 +58,11 @@ class Side:
     remote: Remote | None = None  # from that side's last SDP
     answer: tuple[SessionDescription, Media] | None = None  # a leg's answer and its audio
 
+    def aim(self, sd: SessionDescription, media: Media) -> None:
+        """That side's SDP says where its RTP goes: tell the stream."""
+        self.remote = _remote(sd, media)
+        self.stream.set_remote(self.remote)
+
 
 def _remote(sd: SessionDescription, media: Media) -> Remote:
     """Where the peer of ``sd`` receives RTP and what softswitch may send it."""
@@ -231,9 +236,8 @@ class CallMedia:
         audio = sd.audio
         if audio is None:
             raise SdpError("the answer has no audio stream")
-        side.remote = _remote(sd, audio)
         side.answer = (sd, audio)
-        side.stream.set_remote(side.remote)
+        side.aim(sd, audio)
 
     def remote_of(self, number: int) -> Remote | None:
         side = self.legs.get(number)
@@ -276,8 +280,7 @@ class CallMedia:
     def _set_caller_remote(self, caller: Side) -> None:
         offer = self.caller_offer
         if offer is not None and offer.audio is not None and caller.remote is None:
-            caller.remote = _remote(offer, offer.audio)
-            caller.stream.set_remote(caller.remote)
+            caller.aim(offer, offer.audio)
 
     def caller_remote(self) -> Remote | None:
         return self.inbound.remote if self.inbound is not None else None
@@ -291,8 +294,7 @@ class CallMedia:
         except SdpError:
             return
         if sd.audio is not None:
-            self.inbound.remote = _remote(sd, sd.audio)
-            self.inbound.stream.set_remote(self.inbound.remote)
+            self.inbound.aim(sd, sd.audio)
 
     # ---- in-dialog offers and answers -----------------------------------------------------
 
@@ -304,8 +306,7 @@ class CallMedia:
             return body
         sd = SessionDescription.parse(body)
         if sd.audio is not None:
-            source.remote = _remote(sd, sd.audio)
-            source.stream.set_remote(source.remote)
+            source.aim(sd, sd.audio)
         return self._sdp(target, sd)
 
     # ---- bridge and end ------------------------------------------------------------------
