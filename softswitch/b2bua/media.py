@@ -334,12 +334,6 @@ class CallMedia:
     def caller_stream(self) -> MediaStream | None:
         return self.inbound.stream if self.inbound is not None else None
 
-    def ringback_stream(self) -> MediaStream:
-        """The caller's stream, opened (and aimed at the caller's offer) for ringback."""
-        caller = self._caller_side()
-        self._set_caller_remote(caller)
-        return caller.stream
-
     def early_sdp_for_caller(self) -> bytes | None:
         """softswitch's own early-media SDP, for generated ringback when no leg sent any."""
         if self.caller_offer is None or self.caller_offer.audio is None:

@@ -90,9 +90,6 @@ class MediaStream(Protocol):
 class MediaEngine(Protocol):
     """Hands out streams; one per process, configured from ``media:``."""
 
-    @property
-    def host(self) -> str: ...
-
     def open(self) -> MediaStream:
         """A new stream on a free port pair; raises :class:`MediaUnavailable`."""
         ...
